@@ -1,0 +1,188 @@
+//! The TOML file as written: serde structs with `deny_unknown_fields` and every default named here.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// KooGallery gives up after 5 s; answering by 4.5 s leaves room for the network and TLS.
+pub const DEFAULT_DEADLINE_MS: u64 = 4_500;
+/// Protocol section 2: `|now − timestamp| > 60 s` is refused.
+pub const DEFAULT_TIMESTAMP_WINDOW_MS: u64 = 60_000;
+/// KooGallery bodies are a few hundred bytes; 64 KiB leaves room for EU orders with many products.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
+/// A full window of nonces at 1,600 calls/s; KooGallery sends a handful per minute.
+pub const DEFAULT_REPLAY_CACHE_MAX_ENTRIES: u64 = 100_000;
+/// Below Node's 5 s `keepAliveTimeout`, so koogate never reuses a socket the app is about to close.
+pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 4_000;
+pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: u64 = 32;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// A `queryInstance` answer for 100 instances fits easily.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
+/// A body that has not arrived within KooGallery's own deadline never will in time.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 1_024;
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub plain_http: Option<RawPlainHttp>,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub verify: RawVerify,
+    #[serde(default)]
+    pub access_keys: Vec<RawAccessKey>,
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    pub cert_chain_file: PathBuf,
+    pub private_key_file: PathBuf,
+    #[serde(default)]
+    pub http2: bool,
+    #[serde(default = "d_handshake")]
+    pub handshake_timeout_ms: u64,
+    #[serde(default = "d_header_read")]
+    pub header_read_timeout_ms: u64,
+    #[serde(default = "d_body_read")]
+    pub body_read_timeout_ms: u64,
+    #[serde(default = "d_max_connections")]
+    pub max_connections: u64,
+    #[serde(default = "d_max_body")]
+    pub max_body_bytes: u64,
+    #[serde(default = "d_grace")]
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlainHttp {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default = "d_admin")]
+    pub listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self { listen: d_admin() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    #[serde(default = "d_window")]
+    pub timestamp_window_ms: u64,
+    #[serde(default = "d_replay_entries")]
+    pub replay_cache_max_entries: u64,
+}
+
+impl Default for RawVerify {
+    fn default() -> Self {
+        Self {
+            timestamp_window_ms: d_window(),
+            replay_cache_max_entries: d_replay_entries(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessKey {
+    pub name: String,
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    #[serde(default = "d_deadline")]
+    pub deadline_ms: u64,
+    pub default_route: String,
+    #[serde(default = "d_pool_idle")]
+    pub pool_idle_timeout_ms: u64,
+    #[serde(default = "d_pool_max_idle")]
+    pub pool_max_idle_per_host: u64,
+    #[serde(default = "d_connect")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "d_max_answer")]
+    pub max_answer_bytes: u64,
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub url: String,
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub activities: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+fn d_handshake() -> u64 {
+    DEFAULT_HANDSHAKE_TIMEOUT_MS
+}
+fn d_header_read() -> u64 {
+    DEFAULT_HEADER_READ_TIMEOUT_MS
+}
+fn d_body_read() -> u64 {
+    DEFAULT_BODY_READ_TIMEOUT_MS
+}
+fn d_max_connections() -> u64 {
+    DEFAULT_MAX_CONNECTIONS
+}
+fn d_max_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn d_grace() -> u64 {
+    DEFAULT_SHUTDOWN_GRACE_MS
+}
+fn d_admin() -> String {
+    DEFAULT_ADMIN_LISTEN.to_owned()
+}
+fn d_window() -> u64 {
+    DEFAULT_TIMESTAMP_WINDOW_MS
+}
+fn d_replay_entries() -> u64 {
+    DEFAULT_REPLAY_CACHE_MAX_ENTRIES
+}
+fn d_deadline() -> u64 {
+    DEFAULT_DEADLINE_MS
+}
+fn d_pool_idle() -> u64 {
+    DEFAULT_POOL_IDLE_TIMEOUT_MS
+}
+fn d_pool_max_idle() -> u64 {
+    DEFAULT_POOL_MAX_IDLE_PER_HOST
+}
+fn d_connect() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+fn d_max_answer() -> u64 {
+    DEFAULT_MAX_ANSWER_BYTES
+}

@@ -1,0 +1,164 @@
+//! Config parsing and validation tests.
+
+use super::*;
+
+const EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/koogate.example.toml"
+));
+
+fn env_with_key(name: &str) -> Option<String> {
+    (name == "KOOGATE_ACCESS_KEY").then(|| "example-key".to_owned())
+}
+
+#[test]
+fn the_example_config_parses_with_the_documented_defaults() {
+    let config = Config::from_toml(EXAMPLE, Path::new("/etc/koogate"), &env_with_key).unwrap();
+    assert_eq!(config.server.listen, "0.0.0.0:8443".parse().unwrap());
+    assert_eq!(
+        config.server.cert_chain_file,
+        Path::new("/etc/koogate/tls/fullchain.pem")
+    );
+    assert_eq!(
+        config.server.max_body_bytes,
+        DEFAULT_MAX_BODY_BYTES as usize
+    );
+    assert_eq!(
+        config.verify.timestamp_window,
+        Duration::from_millis(DEFAULT_TIMESTAMP_WINDOW_MS)
+    );
+    assert_eq!(
+        config.upstream.deadline,
+        Duration::from_millis(DEFAULT_DEADLINE_MS)
+    );
+    assert_eq!(
+        config.upstream.pool_idle_timeout,
+        Duration::from_millis(DEFAULT_POOL_IDLE_TIMEOUT_MS)
+    );
+    assert_eq!(config.admin_listen, DEFAULT_ADMIN_LISTEN.parse().unwrap());
+    assert!(config.plain_http.is_none());
+    assert_eq!(config.keys.len(), 1);
+    assert_eq!(config.upstream.route_for(Activity::OrderNotify).name, "app");
+}
+
+#[test]
+fn the_example_documents_every_key_the_parser_knows() {
+    // Every key of the raw structs appears in the example (commented out or not), so nothing is undocumented.
+    let keys = [
+        "listen",
+        "cert_chain_file",
+        "private_key_file",
+        "http2",
+        "handshake_timeout_ms",
+        "header_read_timeout_ms",
+        "body_read_timeout_ms",
+        "max_connections",
+        "max_body_bytes",
+        "shutdown_grace_ms",
+        "[plain_http]",
+        "[admin]",
+        "timestamp_window_ms",
+        "replay_cache_max_entries",
+        "[[access_keys]]",
+        "name",
+        "env",
+        "file",
+        "deadline_ms",
+        "default_route",
+        "pool_idle_timeout_ms",
+        "pool_max_idle_per_host",
+        "connect_timeout_ms",
+        "max_answer_bytes",
+        "[upstream.routes.",
+        "url",
+        "timeout_ms",
+        "activities",
+        "ca_file",
+        "format",
+        "level",
+    ];
+    for key in keys {
+        let documented = EXAMPLE.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ']);
+            l.starts_with(&format!("{key} =")) || (key.starts_with('[') && l.starts_with(key))
+        });
+        assert!(
+            documented,
+            "`{key}` is not documented in config/koogate.example.toml"
+        );
+    }
+}
+
+#[test]
+fn every_error_is_reported_with_its_key_path() {
+    let text = r#"
+        [server]
+        listen = "not-an-address"
+        cert_chain_file = "c.pem"
+        private_key_file = "k.pem"
+        max_body_bytes = 1
+        [[access_keys]]
+        name = "a"
+        env = "UNSET_VARIABLE"
+        [upstream]
+        deadline_ms = 9000
+        default_route = "missing"
+        [upstream.routes.app]
+        url = "ftp://x"
+        activities = ["mineBitcoin"]
+        [log]
+        format = "xml"
+    "#;
+    let errors = Config::from_toml(text, Path::new("."), &|_: &str| None).unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
+    for expected in [
+        "server.listen",
+        "server.max_body_bytes",
+        "access_keys[0].env",
+        "upstream.deadline_ms",
+        "upstream.routes.app.url",
+        "upstream.routes.app.activities[0]",
+        "log.format",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+    let shown = errors.to_string();
+    assert!(
+        shown.starts_with(&format!("{} configuration error(s):", errors.0.len())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let text = EXAMPLE.replace("http2 = false", "http2 = false\nhttp3 = true");
+    let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+    assert!(errors.to_string().contains("http3"), "{errors}");
+}
+
+#[test]
+fn keys_come_from_files_without_their_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "from-file\n").unwrap();
+    let text = EXAMPLE.replace("env = \"KOOGATE_ACCESS_KEY\"", "file = \"key\"");
+    let config = Config::from_toml(&text, dir.path(), &|_: &str| None).unwrap();
+    let (_, key) = config.keys.iter().next().unwrap();
+    assert_eq!(key.expose(), b"from-file");
+}
+
+#[test]
+fn an_activity_can_be_routed_to_its_own_upstream() {
+    let text = format!("{EXAMPLE}\n[upstream.routes.provisioning]\nurl = \"https://p.example:9443/new\"\nactivities = [\"newInstance\"]\n");
+    let config = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap();
+    assert_eq!(
+        config.upstream.route_for(Activity::NewInstance).name,
+        "provisioning"
+    );
+    assert_eq!(
+        config.upstream.route_for(Activity::QueryInstance).name,
+        "app"
+    );
+}

@@ -1,0 +1,98 @@
+//! Activities (operations) and protocol generations, with their canonical names.
+
+use serde::{Serialize, Serializer};
+
+/// A KooGallery operation under its canonical name. Canonical names are the V2 names; later generations map onto
+/// them (V1 `upgrade` → `upgradeInstance`), so routes and the upstream contract never depend on the generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Activity {
+    NewInstance,
+    QueryInstance,
+    RefreshInstance,
+    UpdateInstanceStatus,
+    ReleaseInstance,
+    UpgradeInstance,
+    OrderNotify,
+}
+
+impl Activity {
+    /// Every activity, in protocol-table order.
+    pub const ALL: [Activity; 7] = [
+        Activity::NewInstance,
+        Activity::QueryInstance,
+        Activity::RefreshInstance,
+        Activity::UpdateInstanceStatus,
+        Activity::ReleaseInstance,
+        Activity::UpgradeInstance,
+        Activity::OrderNotify,
+    ];
+
+    /// The canonical name, used in the upstream contract, in route configuration and as a metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Activity::NewInstance => "newInstance",
+            Activity::QueryInstance => "queryInstance",
+            Activity::RefreshInstance => "refreshInstance",
+            Activity::UpdateInstanceStatus => "updateInstanceStatus",
+            Activity::ReleaseInstance => "releaseInstance",
+            Activity::UpgradeInstance => "upgradeInstance",
+            Activity::OrderNotify => "orderNotify",
+        }
+    }
+
+    /// Looks up a canonical name (exact, case-sensitive as on the wire).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The activity carried by a V2 `activity` field.
+    pub fn from_v2(name: &str) -> Option<Self> {
+        Self::from_name(name)
+    }
+}
+
+impl Serialize for Activity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Which generation of the protocol a call used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Generation {
+    /// Signed query (`signature`, `timestamp`, `nonce`) over a JSON body.
+    V2,
+}
+
+impl Generation {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generation::V2 => "v2",
+        }
+    }
+}
+
+impl Serialize for Generation {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_names_round_trip() {
+        for a in Activity::ALL {
+            assert_eq!(Activity::from_name(a.name()), Some(a));
+        }
+    }
+
+    #[test]
+    fn names_are_case_sensitive_and_closed() {
+        for s in ["NewInstance", "newinstance", "upgrade", "", "newInstance "] {
+            assert_eq!(Activity::from_v2(s), None, "{s:?}");
+        }
+    }
+}

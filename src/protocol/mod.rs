@@ -1,0 +1,17 @@
+//! KooGallery's wire protocol: signatures, activities, result codes, the upstream contract. No network here.
+//!
+//! Everything in this module is pure: it takes bytes and time and returns values, so the gateway, the tests and
+//! (later) the simulator share one implementation.
+
+pub mod activity;
+pub mod body_sign;
+pub mod mac;
+pub mod query;
+pub mod request;
+pub mod response;
+pub mod result_code;
+pub mod timefmt;
+pub mod v2;
+
+pub use activity::{Activity, Generation};
+pub use result_code::ResultCode;

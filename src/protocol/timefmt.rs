@@ -1,0 +1,58 @@
+//! KooGallery time formats turned into RFC 3339 UTC for the upstream.
+
+use time::{
+    format_description::well_known::Rfc3339, macros::format_description, OffsetDateTime,
+    PrimitiveDateTime,
+};
+
+/// Converts `yyyyMMddHHmmss` (14 digits) or `yyyyMMddHHmmssSSS` (17 digits), read as UTC, to RFC 3339.
+pub fn expire_time_to_rfc3339(value: &str) -> Option<String> {
+    if !matches!(value.len(), 14 | 17) || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (seconds, millis) = value.split_at(14);
+    let format = format_description!("[year][month][day][hour][minute][second]");
+    let mut at = PrimitiveDateTime::parse(seconds, &format)
+        .ok()?
+        .assume_utc();
+    if !millis.is_empty() {
+        at += time::Duration::milliseconds(millis.parse().ok()?);
+    }
+    rfc3339(at)
+}
+
+/// Formats an instant as RFC 3339 (UTC, `Z`).
+pub fn rfc3339(at: OffsetDateTime) -> Option<String> {
+    at.format(&Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fourteen_and_seventeen_digit_times_convert() {
+        assert_eq!(
+            expire_time_to_rfc3339("20210916133124").as_deref(),
+            Some("2021-09-16T13:31:24Z")
+        );
+        assert_eq!(
+            expire_time_to_rfc3339("20210916133124481").as_deref(),
+            Some("2021-09-16T13:31:24.481Z")
+        );
+    }
+
+    #[test]
+    fn malformed_times_are_refused() {
+        for v in [
+            "",
+            "2021091613312",
+            "202109161331244",
+            "20211316133124",
+            "20210230133124",
+            "2021-09-16T13:31",
+        ] {
+            assert_eq!(expire_time_to_rfc3339(v), None, "{v}");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! V2 request signatures (protocol section 2): signing, and verification that yields a [`Verified`] call.
+//!
+//! ```text
+//! payloadMac = HMAC-SHA256(accessKey, raw body)
+//! signature  = hex(HMAC-SHA256(accessKey, accessKey + nonce + timestamp + lowercase_hex(payloadMac)))
+//! ```
+
+use super::mac::hmac_sha256;
+use super::query::{self, QueryError};
+use crate::secret::{AccessKeys, KeyIndex};
+use bytes::Bytes;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// Longest nonce accepted. KooGallery sends 16 to 64 characters; the bound keeps the replay cache small.
+pub const MAX_NONCE_LEN: usize = 128;
+
+/// The signed query parameters of a V2 call, checked for shape but not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedQuery {
+    signature: [u8; 32],
+    timestamp: String,
+    timestamp_ms: u64,
+    nonce: String,
+}
+
+/// Why a V2 call failed authentication. Every variant maps to result code `000001`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("query parameter `{0}` is missing")]
+    MissingParameter(&'static str),
+    #[error("query parameter `{0}` is malformed")]
+    MalformedParameter(&'static str),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("timestamp is older than the accepted window")]
+    StaleTimestamp,
+    #[error("timestamp is further in the future than the accepted window")]
+    FutureTimestamp,
+    #[error("signature does not match any configured access key")]
+    SignatureMismatch,
+}
+
+impl SignedQuery {
+    /// Reads `signature`, `timestamp` and `nonce` from a raw query string. Other parameters are ignored: they are
+    /// not covered by the signature.
+    pub fn parse(raw_query: &str) -> Result<Self, AuthError> {
+        let [signature, timestamp, nonce] =
+            query::extract(raw_query, ["signature", "timestamp", "nonce"])?;
+        let signature = signature.ok_or(AuthError::MissingParameter("signature"))?;
+        let timestamp = timestamp.ok_or(AuthError::MissingParameter("timestamp"))?;
+        let nonce = nonce.ok_or(AuthError::MissingParameter("nonce"))?;
+
+        let mut sig = [0u8; 32];
+        hex::decode_to_slice(signature.as_bytes(), &mut sig)
+            .map_err(|_| AuthError::MalformedParameter("signature"))?;
+        // Unix milliseconds: 13 digits today; allow a little headroom but never an unbounded number.
+        if timestamp.is_empty()
+            || timestamp.len() > 16
+            || !timestamp.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(AuthError::MalformedParameter("timestamp"));
+        }
+        let timestamp_ms = timestamp
+            .parse()
+            .map_err(|_| AuthError::MalformedParameter("timestamp"))?;
+        if nonce.is_empty()
+            || nonce.len() > MAX_NONCE_LEN
+            || !nonce.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(AuthError::MalformedParameter("nonce"));
+        }
+        Ok(Self {
+            signature: sig,
+            timestamp: timestamp.into_owned(),
+            timestamp_ms,
+            nonce: nonce.into_owned(),
+        })
+    }
+
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    pub fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
+    }
+}
+
+/// A V2 call whose signature and timestamp were checked. Only [`verify`] makes one, so code that takes
+/// `&Verified` (replay check, decryption, normalisation) cannot run on unauthenticated bytes.
+#[derive(Debug)]
+pub struct Verified {
+    key: KeyIndex,
+    nonce: String,
+    timestamp_ms: u64,
+    body: Bytes,
+}
+
+impl Verified {
+    /// The access key that matched; it also signs the answer.
+    pub fn key(&self) -> KeyIndex {
+        self.key
+    }
+
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    pub fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
+    }
+
+    /// The raw body bytes exactly as received and verified.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
+/// The inner step: a MAC of the body. One documentation copy uses plain SHA-256 here; two sources confirm the
+/// keyed form, and this is the single place to change if a live console ever proves otherwise.
+pub fn payload_mac(key: &[u8], body: &[u8]) -> [u8; 32] {
+    hmac_sha256(key, &[body])
+}
+
+/// The 32-byte V2 signature of a call.
+pub fn signature(key: &[u8], nonce: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
+    let inner = hex::encode(payload_mac(key, body));
+    hmac_sha256(
+        key,
+        &[
+            key,
+            nonce.as_bytes(),
+            timestamp.as_bytes(),
+            inner.as_bytes(),
+        ],
+    )
+}
+
+/// The query string KooGallery would send for `body` (lowercase hex signature).
+pub fn signed_query(key: &[u8], nonce: &str, timestamp_ms: u64, body: &[u8]) -> String {
+    let timestamp = timestamp_ms.to_string();
+    let sig = hex::encode(signature(key, nonce, &timestamp, body));
+    format!(
+        "signature={sig}&timestamp={timestamp}&nonce={}",
+        percent_encode_nonce(nonce)
+    )
+}
+
+fn percent_encode_nonce(nonce: &str) -> String {
+    percent_encoding::utf8_percent_encode(nonce, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Checks the timestamp window (cheap, first) and then the signature against every configured key, in constant
+/// time per key. `now_ms` is injected so tests control time.
+pub fn verify(
+    keys: &AccessKeys,
+    query: SignedQuery,
+    body: Bytes,
+    now_ms: u64,
+    window: Duration,
+) -> Result<Verified, AuthError> {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    if query.timestamp_ms.saturating_add(window_ms) < now_ms {
+        return Err(AuthError::StaleTimestamp);
+    }
+    if query.timestamp_ms > now_ms.saturating_add(window_ms) {
+        return Err(AuthError::FutureTimestamp);
+    }
+    // Try every key without stopping early, so timing does not reveal which key matched.
+    let mut matched = None;
+    for (index, key) in keys.iter() {
+        let expected = signature(key.expose(), &query.nonce, &query.timestamp, &body);
+        if bool::from(expected.ct_eq(&query.signature)) && matched.is_none() {
+            matched = Some(index);
+        }
+    }
+    let key = matched.ok_or(AuthError::SignatureMismatch)?;
+    Ok(Verified {
+        key,
+        nonce: query.nonce,
+        timestamp_ms: query.timestamp_ms,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::AccessKey;
+    use proptest::prelude::*;
+
+    const KEY: &str = "test-access-key-0001";
+    const NONCE: &str = "7F3A9C2E5B1D4F6A8C0E2B4D6F8A1C3E";
+    const TS: u64 = 1_700_000_000_000;
+    const BODY: &str = r#"{"activity":"newInstance","businessId":"1a2b3c4d-0000-0000-0000-000000000001","orderId":"CS2306070000ABCDE","orderLineId":"CS2306070000ABCDE-000001","testFlag":"1"}"#;
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn keys(list: &[&str]) -> AccessKeys {
+        AccessKeys::new(
+            list.iter()
+                .enumerate()
+                .map(|(i, k)| AccessKey::new(format!("k{i}"), *k))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn query_for(sig_hex: &str) -> SignedQuery {
+        SignedQuery::parse(&format!("signature={sig_hex}&timestamp={TS}&nonce={NONCE}")).unwrap()
+    }
+
+    /// Protocol section 8, vector V2-B.
+    #[test]
+    fn v2b_vector_matches() {
+        assert_eq!(
+            hex::encode(payload_mac(KEY.as_bytes(), BODY.as_bytes())),
+            "d95312519396f1f4c2027fe762f168444edb40990be607bb8396393735ab060a"
+        );
+        assert_eq!(
+            hex::encode(signature(
+                KEY.as_bytes(),
+                NONCE,
+                &TS.to_string(),
+                BODY.as_bytes()
+            )),
+            "b3b0332111128d8538b3b5d7708286ff568ecadf50b8d5b4697daeff3aa9e940"
+        );
+    }
+
+    #[test]
+    fn v2b_vector_verifies_in_either_hex_case() {
+        for sig in [
+            "b3b0332111128d8538b3b5d7708286ff568ecadf50b8d5b4697daeff3aa9e940",
+            "B3B0332111128D8538B3B5D7708286FF568ECADF50B8D5B4697DAEFF3AA9E940",
+        ] {
+            let v = verify(
+                &keys(&[KEY]),
+                query_for(sig),
+                Bytes::from_static(BODY.as_bytes()),
+                TS,
+                WINDOW,
+            )
+            .unwrap();
+            assert_eq!(v.nonce(), NONCE);
+            assert_eq!(v.body().as_ref(), BODY.as_bytes());
+        }
+    }
+
+    #[test]
+    fn second_key_of_a_rotation_verifies_and_is_reported() {
+        let q =
+            SignedQuery::parse(&signed_query(KEY.as_bytes(), NONCE, TS, BODY.as_bytes())).unwrap();
+        let v = verify(
+            &keys(&["old-key", KEY]),
+            q,
+            Bytes::from_static(BODY.as_bytes()),
+            TS,
+            WINDOW,
+        )
+        .unwrap();
+        assert_eq!(v.key(), keys(&["a", "b"]).iter().nth(1).unwrap().0);
+    }
+
+    #[test]
+    fn wrong_key_is_rejected() {
+        let q = SignedQuery::parse(&signed_query(b"other", NONCE, TS, BODY.as_bytes())).unwrap();
+        let err = verify(
+            &keys(&[KEY]),
+            q,
+            Bytes::from_static(BODY.as_bytes()),
+            TS,
+            WINDOW,
+        )
+        .unwrap_err();
+        assert_eq!(err, AuthError::SignatureMismatch);
+    }
+
+    #[test]
+    fn stale_and_future_timestamps_are_rejected_at_the_window_edge() {
+        let q = || {
+            SignedQuery::parse(&signed_query(KEY.as_bytes(), NONCE, TS, BODY.as_bytes())).unwrap()
+        };
+        let body = || Bytes::from_static(BODY.as_bytes());
+        let k = keys(&[KEY]);
+        assert!(verify(&k, q(), body(), TS + 60_000, WINDOW).is_ok());
+        assert_eq!(
+            verify(&k, q(), body(), TS + 60_001, WINDOW).unwrap_err(),
+            AuthError::StaleTimestamp
+        );
+        assert!(verify(&k, q(), body(), TS - 60_000, WINDOW).is_ok());
+        assert_eq!(
+            verify(&k, q(), body(), TS - 60_001, WINDOW).unwrap_err(),
+            AuthError::FutureTimestamp
+        );
+    }
+
+    #[test]
+    fn malformed_query_parameters_are_rejected() {
+        let sig = "b3b0332111128d8538b3b5d7708286ff568ecadf50b8d5b4697daeff3aa9e940";
+        let cases = [
+            (
+                format!("timestamp={TS}&nonce={NONCE}"),
+                AuthError::MissingParameter("signature"),
+            ),
+            (
+                format!("signature={sig}&nonce={NONCE}"),
+                AuthError::MissingParameter("timestamp"),
+            ),
+            (
+                format!("signature={sig}&timestamp={TS}"),
+                AuthError::MissingParameter("nonce"),
+            ),
+            (
+                format!("signature=zz{}&timestamp={TS}&nonce=n", &sig[2..]),
+                AuthError::MalformedParameter("signature"),
+            ),
+            (
+                format!("signature={}&timestamp={TS}&nonce=n", &sig[2..]),
+                AuthError::MalformedParameter("signature"),
+            ),
+            (
+                format!("signature={sig}&timestamp=17e11&nonce=n"),
+                AuthError::MalformedParameter("timestamp"),
+            ),
+            (
+                format!("signature={sig}&timestamp=-1&nonce=n"),
+                AuthError::MalformedParameter("timestamp"),
+            ),
+            (
+                format!("signature={sig}&timestamp=99999999999999999&nonce=n"),
+                AuthError::MalformedParameter("timestamp"),
+            ),
+            (
+                format!("signature={sig}&timestamp={TS}&nonce="),
+                AuthError::MalformedParameter("nonce"),
+            ),
+            (
+                format!("signature={sig}&timestamp={TS}&nonce=a%20b"),
+                AuthError::MalformedParameter("nonce"),
+            ),
+            (
+                format!("signature={sig}&timestamp={TS}&nonce={}", "n".repeat(129)),
+                AuthError::MalformedParameter("nonce"),
+            ),
+            (
+                format!("signature={sig}&signature={sig}&timestamp={TS}&nonce=n"),
+                QueryError::Repeated("signature").into(),
+            ),
+        ];
+        for (q, expected) in cases {
+            assert_eq!(SignedQuery::parse(&q).unwrap_err(), expected, "{q}");
+        }
+    }
+
+    #[test]
+    fn unsigned_extra_query_parameters_are_ignored() {
+        let q = format!(
+            "{}&product=abc",
+            signed_query(KEY.as_bytes(), NONCE, TS, BODY.as_bytes())
+        );
+        assert!(verify(
+            &keys(&[KEY]),
+            SignedQuery::parse(&q).unwrap(),
+            Bytes::from_static(BODY.as_bytes()),
+            TS,
+            WINDOW
+        )
+        .is_ok());
+    }
+
+    proptest! {
+        /// Any single flipped byte of the body fails verification.
+        #[test]
+        fn any_flipped_body_byte_fails(index in 0usize..BODY.len(), flip in 1u8..=255) {
+            let mut body = BODY.as_bytes().to_vec();
+            body[index] ^= flip;
+            let q = SignedQuery::parse(&signed_query(KEY.as_bytes(), NONCE, TS, BODY.as_bytes())).unwrap();
+            prop_assert_eq!(verify(&keys(&[KEY]), q, Bytes::from(body), TS, WINDOW).unwrap_err(), AuthError::SignatureMismatch);
+        }
+
+        /// Any changed nonce or timestamp fails verification.
+        #[test]
+        fn changed_nonce_or_timestamp_fails(nonce in "[A-Za-z0-9]{1,64}", delta in 1u64..30_000) {
+            prop_assume!(nonce != NONCE);
+            let sig = hex::encode(signature(KEY.as_bytes(), NONCE, &TS.to_string(), BODY.as_bytes()));
+            let body = || Bytes::from_static(BODY.as_bytes());
+            let other_nonce = SignedQuery::parse(&format!("signature={sig}&timestamp={TS}&nonce={nonce}")).unwrap();
+            prop_assert!(verify(&keys(&[KEY]), other_nonce, body(), TS, WINDOW).is_err());
+            let other_ts = SignedQuery::parse(&format!("signature={sig}&timestamp={}&nonce={NONCE}", TS + delta)).unwrap();
+            prop_assert!(verify(&keys(&[KEY]), other_ts, body(), TS, WINDOW).is_err());
+        }
+    }
+}

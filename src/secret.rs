@@ -1,0 +1,98 @@
+//! Secrets (access keys) held in types that never print and are wiped on drop.
+
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// One KooGallery access key. `Debug` shows only the configured name.
+#[derive(Clone)]
+pub struct AccessKey {
+    name: String,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl AccessKey {
+    /// `name` is an operator label (shown in logs and errors); `secret` is the key material.
+    pub fn new(name: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            secret: Zeroizing::new(secret.into()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The raw key bytes, for HMAC only.
+    pub fn expose(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The set of keys accepted at once (several during a rotation). Never empty.
+#[derive(Debug, Clone)]
+pub struct AccessKeys {
+    keys: Vec<AccessKey>,
+}
+
+/// Position of a key inside [`AccessKeys`]; the key that verified a request also signs its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyIndex(usize);
+
+impl AccessKeys {
+    /// `None` when `keys` is empty: a gateway without a key cannot verify anything.
+    pub fn new(keys: Vec<AccessKey>) -> Option<Self> {
+        (!keys.is_empty()).then_some(Self { keys })
+    }
+
+    /// The first configured key: signs answers to calls that were not verified by any key.
+    pub fn primary(&self) -> KeyIndex {
+        KeyIndex(0)
+    }
+
+    pub fn get(&self, index: KeyIndex) -> &AccessKey {
+        // KeyIndex values are only made by this type, from positions inside `keys`.
+        &self.keys[index.0.min(self.keys.len() - 1)]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (KeyIndex, &AccessKey)> {
+        self.keys.iter().enumerate().map(|(i, k)| (KeyIndex(i), k))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_contains_the_secret() {
+        let key = AccessKey::new("primary", "s3cr3t-value-123");
+        let keys = AccessKeys::new(vec![key.clone()]).unwrap();
+        for printed in [format!("{key:?}"), format!("{keys:?}"), format!("{key:#?}")] {
+            assert!(!printed.contains("s3cr3t"), "{printed}");
+            assert!(printed.contains("primary"));
+        }
+    }
+
+    #[test]
+    fn an_empty_key_set_is_refused() {
+        assert!(AccessKeys::new(Vec::new()).is_none());
+    }
+}
