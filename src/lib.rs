@@ -3,9 +3,143 @@
 //! * [`protocol`] — the wire protocol, pure and network-free (signatures, activities, result codes, contract).
 //! * [`gateway`] — the request path: verify, replay-check, normalise, forward, sign.
 //! * [`proxy`] — plumbing: TLS, listeners, upstream client, admin endpoint.
-//! * [`config`], [`metrics`], [`secret`] — operations.
+//! * [`config`], [`metrics`], [`secret`], [`clock`] — operations.
+//!
+//! [`run`] is what `koogate run` calls and what the integration tests drive, on listeners they bind themselves.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod metrics;
 pub mod protocol;
+pub mod proxy;
 pub mod secret;
+
+use anyhow::Context;
+use clock::{Clock, SystemClock};
+use config::Config;
+use gateway::Gateway;
+use metrics::Metrics;
+use proxy::admin::{self, Readiness};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// The sockets koogate serves. Bound by the caller, so tests can use port 0 and read the addresses.
+pub struct Listeners {
+    pub https: TcpListener,
+    /// Only when `[plain_http]` is configured.
+    pub plain_http: Option<TcpListener>,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses named in the configuration.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let https = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on server.listen {}", config.server.listen))?;
+        let plain_http = match config.plain_http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on plain_http.listen {addr}"))?,
+            ),
+            None => None,
+        };
+        let admin = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on admin.listen {}", config.admin_listen))?;
+        Ok(Self {
+            https,
+            plain_http,
+            admin,
+        })
+    }
+}
+
+/// Serves until `shutdown` completes, then drains: readiness turns false, listeners stop accepting, in-flight
+/// requests finish (bounded by `server.shutdown_grace_ms`), and `run` returns.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(
+        config,
+        listeners,
+        Metrics::new()?,
+        Arc::new(SystemClock),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] with the metrics registry and clock supplied by the caller.
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    metrics: Metrics,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let tls = proxy::tls::server_config(
+        &config.server.cert_chain_file,
+        &config.server.private_key_file,
+        config.server.http2,
+    )
+    .context(
+        "cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)",
+    )?;
+    let gateway = Arc::new(
+        Gateway::new(config.clone(), metrics.clone(), clock)
+            .context("cannot build upstream clients")?,
+    );
+    let readiness = Readiness::default();
+    let (stop, stopped) = watch::channel(false);
+
+    let mut servers = tokio::task::JoinSet::new();
+    tracing::info!(listen = %listeners.https.local_addr()?, "serving KooGallery calls over HTTPS (TLS 1.2+)");
+    servers.spawn(proxy::server::serve(
+        listeners.https,
+        Some(TlsAcceptor::from(tls)),
+        gateway.clone(),
+        config.server.clone(),
+        stopped.clone(),
+    ));
+    if let Some(plain) = listeners.plain_http {
+        tracing::warn!(listen = %plain.local_addr()?,
+            "plain-HTTP listener enabled: only safe behind a load balancer that terminates TLS 1.2+ itself");
+        servers.spawn(proxy::server::serve(
+            plain,
+            None,
+            gateway.clone(),
+            config.server.clone(),
+            stopped.clone(),
+        ));
+    }
+    tracing::info!(listen = %listeners.admin.local_addr()?, "admin endpoint (/metrics, /healthz, /readyz)");
+    let admin = tokio::spawn(admin::serve(
+        listeners.admin,
+        metrics.clone(),
+        readiness.clone(),
+        stopped,
+    ));
+
+    readiness.set(true);
+    metrics.ready.set(1);
+    shutdown.await;
+    readiness.set(false);
+    metrics.ready.set(0);
+    tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+    let _ = stop.send(true);
+    while servers.join_next().await.is_some() {}
+    let _ = admin.await;
+    tracing::info!("stopped");
+    Ok(())
+}

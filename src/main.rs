@@ -1,1 +1,133 @@
-fn main() {}
+//! The `koogate` command: parse the command line, load config, initialise logging, run.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use koogate::config::{Config, LogFormat, ProcessEnv};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "koogate",
+    version,
+    about = "KooGallery SaaS gateway: TLS, signatures and normalised JSON for your app"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "KOOGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file, listing every error with its key path, and print the routes.
+    Check {
+        #[arg(long, short, env = "KOOGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
+    Demo {
+        /// Where the development certificate and demo key are kept.
+        #[arg(long, default_value = ".koogate-dev")]
+        dir: PathBuf,
+        /// HTTPS address of the demo gateway.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Keep serving after the demo calls, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("koogate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("koogate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(&config, &ProcessEnv)?;
+            init_logging(config.log.format, &config.log.level);
+            let listeners = koogate::Listeners::bind(&config).await?;
+            koogate::run(config, listeners, shutdown_signal()).await
+        }
+        Command::Check { config: path } => {
+            let config = Config::load(&path, &ProcessEnv)?;
+            koogate::proxy::tls::server_config(
+                &config.server.cert_chain_file,
+                &config.server.private_key_file,
+                false,
+            )
+            .context("the certificate and key do not load")?;
+            println!("{}: valid", path.display());
+            for activity in koogate::protocol::Activity::ALL {
+                let route = config.upstream.route_for(activity);
+                println!("  {:<22} → {} ({})", activity.name(), route.url, route.name);
+            }
+            Ok(())
+        }
+        Command::Demo { dir, listen, serve } => {
+            init_logging(LogFormat::Text, "warn");
+            koogate::demo::run(koogate::demo::DemoOptions { dir, listen, serve }).await
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

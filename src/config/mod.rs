@@ -60,12 +60,17 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    pub fn route_for(&self, activity: Activity) -> &RouteConfig {
+    /// Index into `routes` of the route serving `activity`.
+    pub fn route_index(&self, activity: Activity) -> usize {
         let slot = Activity::ALL
             .iter()
             .position(|a| *a == activity)
             .unwrap_or(0);
-        &self.routes[self.route_of[slot]]
+        self.route_of[slot]
+    }
+
+    pub fn route_for(&self, activity: Activity) -> &RouteConfig {
+        &self.routes[self.route_index(activity)]
     }
 }
 

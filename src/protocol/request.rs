@@ -88,11 +88,15 @@ fn mandatory_fields(activity: Activity) -> &'static [&'static str] {
     }
 }
 
-/// Reads the activity of a verified V2 body and builds the normalised request.
-pub fn normalise_v2(
-    verified: &Verified,
-    request_id: String,
-) -> Result<UpstreamRequest, ParamError> {
+/// A verified V2 body whose activity is known; [`V2Call::normalise`] checks the rest.
+#[derive(Debug, Clone)]
+pub struct V2Call {
+    pub activity: Activity,
+    raw: Map<String, Value>,
+}
+
+/// Reads a verified V2 body as a JSON object and finds its activity.
+pub fn parse_v2(verified: &Verified) -> Result<V2Call, ParamError> {
     let text = std::str::from_utf8(verified.body()).map_err(|_| ParamError::NotUtf8)?;
     let value: Value = serde_json::from_str(text).map_err(|_| ParamError::NotJson)?;
     let Value::Object(raw) = value else {
@@ -105,55 +109,63 @@ pub fn normalise_v2(
         }
         Some(_) => return Err(ParamError::UnknownActivity),
     };
-    for field in mandatory_fields(activity) {
-        if string_field(&raw, field)?.is_none() {
-            return Err(ParamError::MissingField(field));
-        }
-    }
-    let id = |name: &'static str| -> Result<Option<String>, ParamError> {
-        match string_field(&raw, name)? {
-            Some(v) if v.len() > MAX_ID_LEN => Err(ParamError::InvalidField(name)),
-            other => Ok(other.map(str::to_owned)),
-        }
-    };
+    Ok(V2Call { activity, raw })
+}
 
-    let mut request = UpstreamRequest {
-        contract_version: CONTRACT_VERSION,
-        request_id,
-        activity,
-        generation: Generation::V2,
-        test_flag: test_flag(&raw)?,
-        business_id: id("businessId")?,
-        order_id: id("orderId")?,
-        order_line_id: id("orderLineId")?,
-        instance_id: None,
-        instance_ids: None,
-        product_id: id("productId")?,
-        scene: None,
-        expire_time: None,
-        status: None,
-        raw: Map::new(),
-    };
-    match activity {
-        Activity::QueryInstance => request.instance_ids = Some(split_instance_ids(&raw)?),
-        _ => request.instance_id = id("instanceId")?,
-    }
-    if activity == Activity::RefreshInstance {
-        request.scene = id("scene")?;
-    }
-    if let Some(expire) = string_field(&raw, "expireTime")? {
-        request.expire_time =
-            Some(expire_time_to_rfc3339(expire).ok_or(ParamError::InvalidField("expireTime"))?);
-    }
-    if activity == Activity::UpdateInstanceStatus {
-        let status = string_field(&raw, "status")?.unwrap_or_default();
-        if !matches!(status, "FREEZE" | "UNFREEZE") {
-            return Err(ParamError::InvalidField("status"));
+impl V2Call {
+    /// Checks the activity's mandatory fields and builds the normalised request.
+    pub fn normalise(self, request_id: String) -> Result<UpstreamRequest, ParamError> {
+        let V2Call { activity, raw } = self;
+        for field in mandatory_fields(activity) {
+            if string_field(&raw, field)?.is_none() {
+                return Err(ParamError::MissingField(field));
+            }
         }
-        request.status = Some(status.to_owned());
+        let id = |name: &'static str| -> Result<Option<String>, ParamError> {
+            match string_field(&raw, name)? {
+                Some(v) if v.len() > MAX_ID_LEN => Err(ParamError::InvalidField(name)),
+                other => Ok(other.map(str::to_owned)),
+            }
+        };
+
+        let mut request = UpstreamRequest {
+            contract_version: CONTRACT_VERSION,
+            request_id,
+            activity,
+            generation: Generation::V2,
+            test_flag: test_flag(&raw)?,
+            business_id: id("businessId")?,
+            order_id: id("orderId")?,
+            order_line_id: id("orderLineId")?,
+            instance_id: None,
+            instance_ids: None,
+            product_id: id("productId")?,
+            scene: None,
+            expire_time: None,
+            status: None,
+            raw: Map::new(),
+        };
+        match activity {
+            Activity::QueryInstance => request.instance_ids = Some(split_instance_ids(&raw)?),
+            _ => request.instance_id = id("instanceId")?,
+        }
+        if activity == Activity::RefreshInstance {
+            request.scene = id("scene")?;
+        }
+        if let Some(expire) = string_field(&raw, "expireTime")? {
+            request.expire_time =
+                Some(expire_time_to_rfc3339(expire).ok_or(ParamError::InvalidField("expireTime"))?);
+        }
+        if activity == Activity::UpdateInstanceStatus {
+            let status = string_field(&raw, "status")?.unwrap_or_default();
+            if !matches!(status, "FREEZE" | "UNFREEZE") {
+                return Err(ParamError::InvalidField("status"));
+            }
+            request.status = Some(status.to_owned());
+        }
+        request.raw = raw;
+        Ok(request)
     }
-    request.raw = raw;
-    Ok(request)
 }
 
 /// A non-empty string field; `None` when absent, null or empty; an error when of another JSON type.
@@ -214,7 +226,7 @@ mod tests {
     }
 
     fn normalise(body: &str) -> Result<UpstreamRequest, ParamError> {
-        normalise_v2(&verified(body), "req-1".into())
+        parse_v2(&verified(body))?.normalise("req-1".into())
     }
 
     #[test]

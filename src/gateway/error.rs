@@ -1,0 +1,96 @@
+//! The closed set of ways a call can fail, each mapped to a KooGallery result code and a metric reason.
+
+use super::replay::ReplayError;
+use crate::protocol::request::ParamError;
+use crate::protocol::response::AnswerError;
+use crate::protocol::v2::AuthError;
+use crate::protocol::ResultCode;
+use crate::proxy::body::BodyError;
+use crate::proxy::upstream::UpstreamError;
+
+/// Every failure on the request path. The mappings below are exhaustive matches without a catch-all arm, so a new
+/// variant forces a decision about its result code and metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+}
+
+impl GatewayError {
+    /// The result code KooGallery receives.
+    pub fn result_code(&self) -> ResultCode {
+        match self {
+            GatewayError::MethodNotAllowed => ResultCode::InvalidParameters,
+            GatewayError::Auth(_) => ResultCode::AuthenticationFailed,
+            GatewayError::Body(BodyError::TooLarge | BodyError::Timeout | BodyError::Read) => {
+                ResultCode::InvalidParameters
+            }
+            GatewayError::Replay(ReplayError::Replayed) => ResultCode::AuthenticationFailed,
+            GatewayError::Replay(ReplayError::Full) => ResultCode::InternalError,
+            GatewayError::Params(_) => ResultCode::InvalidParameters,
+            GatewayError::Upstream(_) | GatewayError::Answer(_) => ResultCode::InternalError,
+        }
+    }
+
+    /// A bounded label for `koogate_rejections_total{reason}` and the log line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::Auth(e) => match e {
+                AuthError::MissingParameter(_) => "missing_auth_parameter",
+                AuthError::MalformedParameter(_) | AuthError::Query(_) => {
+                    "malformed_auth_parameter"
+                }
+                AuthError::StaleTimestamp => "stale_timestamp",
+                AuthError::FutureTimestamp => "future_timestamp",
+                AuthError::SignatureMismatch => "bad_signature",
+            },
+            GatewayError::Body(e) => match e {
+                BodyError::TooLarge => "body_too_large",
+                BodyError::Timeout => "body_timeout",
+                BodyError::Read => "body_read_error",
+            },
+            GatewayError::Replay(ReplayError::Replayed) => "replayed_nonce",
+            GatewayError::Replay(ReplayError::Full) => "replay_cache_full",
+            GatewayError::Params(e) => match e {
+                ParamError::NotUtf8 | ParamError::NotJson => "invalid_json",
+                ParamError::NotObject => "not_json_object",
+                ParamError::MissingActivity | ParamError::UnknownActivity => "unknown_activity",
+                ParamError::MissingField(_) => "missing_field",
+                ParamError::InvalidField(_) => "invalid_field",
+            },
+            GatewayError::Upstream(e) => e.reason(),
+            GatewayError::Answer(_) => "upstream_invalid_answer",
+        }
+    }
+
+    /// The `resultMsg` sent back: the generic message for the code, plus the name of the offending field for
+    /// parameter errors (a constant from koogate, never request content) to help sellers in the debugging console.
+    pub fn result_msg(&self) -> String {
+        let code = self.result_code();
+        match self {
+            GatewayError::Params(ParamError::MissingField(f)) => {
+                format!("{}: missing {f}", code.default_message())
+            }
+            GatewayError::Params(ParamError::InvalidField(f)) => {
+                format!("{}: invalid {f}", code.default_message())
+            }
+            GatewayError::Params(ParamError::UnknownActivity | ParamError::MissingActivity) => {
+                format!("{}: unsupported activity", code.default_message())
+            }
+            _ => code.default_message().to_owned(),
+        }
+    }
+}

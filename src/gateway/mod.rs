@@ -1,0 +1,213 @@
+//! The request path. [`Gateway::handle`] (outer) times the call, records metrics, logs once and turns any error
+//! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
+
+pub mod error;
+pub mod replay;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::protocol::request::parse_v2;
+use crate::protocol::response::{build_response, parse_answer, KooResponse};
+use crate::protocol::v2::{self, SignedQuery};
+use crate::protocol::{body_sign, Activity, Generation};
+use crate::proxy::body::read_bounded;
+use crate::proxy::upstream::{Upstreams, REQUEST_ID_HEADER};
+use crate::secret::KeyIndex;
+use bytes::Bytes;
+use error::GatewayError;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use replay::NonceCache;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Everything the request path needs, built once from a validated [`Config`].
+pub struct Gateway {
+    config: Arc<Config>,
+    replay: NonceCache,
+    upstreams: Upstreams,
+    metrics: Metrics,
+    clock: Arc<dyn Clock>,
+}
+
+/// What is known about a call so far; the outer handler uses it to sign, label and log the answer.
+struct CallContext {
+    key: KeyIndex,
+    activity: Option<Activity>,
+    test_flag: bool,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, crate::proxy::upstream::BuildError> {
+        let replay = NonceCache::new(
+            config.verify.timestamp_window,
+            config.verify.replay_cache_max_entries,
+        );
+        let upstreams = Upstreams::new(&config.upstream, metrics.clone())?;
+        Ok(Self {
+            config,
+            replay,
+            upstreams,
+            metrics,
+            clock,
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Answers one HTTP request. Always HTTP 200 with a signed KooGallery body.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        self.metrics.in_flight.inc();
+        let _in_flight = scopeguard(&self.metrics.in_flight);
+        let mut ctx = CallContext {
+            key: self.config.keys.primary(),
+            activity: None,
+            test_flag: false,
+        };
+
+        let outcome = self.process(request, &request_id, started, &mut ctx).await;
+        let (response, error) = match outcome {
+            Ok(response) => (response, None),
+            Err(e) => (
+                KooResponse {
+                    result_msg: e.result_msg(),
+                    ..KooResponse::error(e.result_code())
+                },
+                Some(e),
+            ),
+        };
+        let body = response.to_bytes();
+        let signature = body_sign::header_value(self.config.keys.get(ctx.key).expose(), &body);
+
+        let activity = ctx.activity.map_or("unknown", Activity::name);
+        let code = response.result_code.as_str();
+        let elapsed = started.elapsed();
+        self.metrics
+            .requests
+            .with_label_values(&[activity, code])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[activity])
+            .observe(elapsed.as_secs_f64());
+        self.metrics
+            .replay_cache_entries
+            .set(self.replay.len() as i64);
+        let latency_ms = elapsed.as_secs_f64() * 1e3;
+        match &error {
+            None => tracing::info!(
+                request_id,
+                activity,
+                generation = Generation::V2.name(),
+                result_code = code,
+                test_flag = ctx.test_flag,
+                latency_ms,
+                "answered"
+            ),
+            Some(e) => {
+                self.metrics
+                    .rejections
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                tracing::warn!(request_id, activity, generation = Generation::V2.name(), result_code = code,
+                    test_flag = ctx.test_flag, reason = e.reason(), error = %e, latency_ms, "refused");
+            }
+        }
+        signed_response(body, signature, &request_id)
+    }
+
+    /// read bounded body → verify → replay check → normalise → forward (deadline) → build answer.
+    async fn process(
+        &self,
+        request: Request<Incoming>,
+        request_id: &str,
+        started: Instant,
+        ctx: &mut CallContext,
+    ) -> Result<KooResponse, GatewayError> {
+        let limits = &self.config.server;
+        if request.method() != Method::POST {
+            return Err(GatewayError::MethodNotAllowed);
+        }
+        let query = SignedQuery::parse(request.uri().query().unwrap_or(""))?;
+        let content_length = content_length(&request);
+        let body = read_bounded(
+            request.into_body(),
+            content_length,
+            limits.max_body_bytes,
+            limits.body_read_timeout,
+        )
+        .await?;
+        let now_ms = self.clock.now_ms();
+        let verified = v2::verify(
+            &self.config.keys,
+            query,
+            body,
+            now_ms,
+            self.config.verify.timestamp_window,
+        )?;
+        ctx.key = verified.key();
+        self.replay.check_and_remember(&verified, now_ms)?;
+        let call = parse_v2(&verified)?;
+        ctx.activity = Some(call.activity);
+        let normalised = call.normalise(request_id.to_owned())?;
+        ctx.test_flag = normalised.test_flag;
+        let answer = self
+            .upstreams
+            .forward(&normalised, started + self.config.upstream.deadline)
+            .await?;
+        Ok(build_response(normalised.activity, parse_answer(&answer)?)?)
+    }
+}
+
+fn content_length(request: &Request<Incoming>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn signed_response(body: Vec<u8>, signature: String, request_id: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&signature) {
+        headers.insert(body_sign::HEADER, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// A random 128-bit request id, hex encoded (CSPRNG, so ids are not guessable).
+fn new_request_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Decrements the in-flight gauge when the call ends, even if the client went away and the future was dropped.
+fn scopeguard(gauge: &prometheus::IntGauge) -> impl Drop + '_ {
+    struct Guard<'a>(&'a prometheus::IntGauge);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    Guard(gauge)
+}

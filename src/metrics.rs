@@ -1,0 +1,169 @@
+//! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Buckets for a 5 s deadline: fine below 100 ms where healthy calls sit, coarse up to the deadline.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 10.0,
+];
+
+/// Every metric koogate exports. Label values come only from enums and configured route names.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Calls answered, by canonical activity (`unknown` before it is known) and result code.
+    pub requests: IntCounterVec,
+    /// Calls refused or failed by koogate itself, by reason.
+    pub rejections: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    /// Upstream calls that failed, by route and reason.
+    pub upstream_failures: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub connections_open: IntGauge,
+    pub tls_handshakes: IntCounterVec,
+    pub tls_handshake_failures: IntCounterVec,
+    pub replay_cache_entries: IntGauge,
+    pub build_info: IntGaugeVec,
+    pub ready: IntGauge,
+    pub handshake_duration: Histogram,
+    pub connections_accepted: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "koogate_requests_total",
+                "KooGallery calls answered, by activity and result code",
+            ),
+            &["activity", "result_code"],
+        )?;
+        let rejections = IntCounterVec::new(
+            Opts::new(
+                "koogate_rejections_total",
+                "Calls refused or failed by koogate, by reason",
+            ),
+            &["reason"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "koogate_request_duration_seconds",
+                "Time from request headers to answer written",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["activity"],
+        )?;
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "koogate_upstream_duration_seconds",
+                "Upstream call time, by route",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let upstream_failures = IntCounterVec::new(
+            Opts::new(
+                "koogate_upstream_failures_total",
+                "Upstream calls that failed, by route and reason",
+            ),
+            &["route", "reason"],
+        )?;
+        let in_flight = IntGauge::new(
+            "koogate_requests_in_flight",
+            "KooGallery calls being processed",
+        )?;
+        let connections_open =
+            IntGauge::new("koogate_connections_open", "Client connections open")?;
+        let connections_accepted = IntCounter::new(
+            "koogate_connections_accepted_total",
+            "Client connections accepted",
+        )?;
+        let tls_handshakes = IntCounterVec::new(
+            Opts::new(
+                "koogate_tls_handshakes_total",
+                "Completed TLS handshakes, by protocol version",
+            ),
+            &["protocol"],
+        )?;
+        let tls_handshake_failures = IntCounterVec::new(
+            Opts::new(
+                "koogate_tls_handshake_failures_total",
+                "Failed TLS handshakes, by reason",
+            ),
+            &["reason"],
+        )?;
+        let handshake_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "koogate_tls_handshake_duration_seconds",
+                "TLS handshake time",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let replay_cache_entries = IntGauge::new(
+            "koogate_replay_cache_entries",
+            "Nonces remembered for replay protection",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("koogate_build_info", "Always 1; labels describe the build"),
+            &["version"],
+        )?;
+        let ready = IntGauge::new(
+            "koogate_ready",
+            "1 while the gateway accepts traffic, 0 while starting or draining",
+        )?;
+
+        for c in [
+            &requests,
+            &rejections,
+            &upstream_failures,
+            &tls_handshakes,
+            &tls_handshake_failures,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        for h in [&request_duration, &upstream_duration] {
+            registry.register(Box::new(h.clone()))?;
+        }
+        for g in [&in_flight, &connections_open, &replay_cache_entries, &ready] {
+            registry.register(Box::new(g.clone()))?;
+        }
+        registry.register(Box::new(handshake_duration.clone()))?;
+        registry.register(Box::new(connections_accepted.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        Ok(Self {
+            registry,
+            requests,
+            rejections,
+            request_duration,
+            upstream_duration,
+            upstream_failures,
+            in_flight,
+            connections_open,
+            tls_handshakes,
+            tls_handshake_failures,
+            replay_cache_entries,
+            build_info,
+            ready,
+            handshake_duration,
+            connections_accepted,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on invalid metric families, which registration already rejected.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

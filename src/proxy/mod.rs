@@ -1,0 +1,7 @@
+//! Network plumbing: TLS, listeners and connections, request bodies, the upstream client, the admin endpoint.
+
+pub mod admin;
+pub mod body;
+pub mod server;
+pub mod tls;
+pub mod upstream;

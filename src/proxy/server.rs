@@ -1,0 +1,166 @@
+//! Listeners and connections: accept with a connection limit, TLS handshake with a timeout, HTTP with a
+//! header-read timeout, and graceful shutdown.
+
+use crate::config::ServerConfig;
+use crate::gateway::Gateway;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// HTTP/2 hardening (only when enabled): KooGallery sends one call at a time, so small limits cost nothing.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 16;
+const H2_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+const H2_MAX_PENDING_RESETS: usize = 16;
+/// Request headers larger than this are refused by hyper (KooGallery's are well under 1 KiB).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Pause after an accept error (for example EMFILE) so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections on `listener` until `shutdown` turns true, then waits (up to the grace period) for
+/// in-flight requests. `tls` is `None` only for the explicitly configured plain-HTTP listener.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    gateway: Arc<Gateway>,
+    limits: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let metrics = gateway.metrics().clone();
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            _ = stop_requested(&mut shutdown) => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = stop_requested(&mut shutdown) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        metrics.connections_accepted.inc();
+        let watcher = graceful.watcher();
+        let (gateway, tls, limits, metrics) = (
+            gateway.clone(),
+            tls.clone(),
+            limits.clone(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            metrics.connections_open.inc();
+            match tls {
+                Some(acceptor) => {
+                    let started = std::time::Instant::now();
+                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            metrics
+                                .handshake_duration
+                                .observe(started.elapsed().as_secs_f64());
+                            let version = tls_stream
+                                .get_ref()
+                                .1
+                                .protocol_version()
+                                .map_or("unknown", protocol_label);
+                            metrics.tls_handshakes.with_label_values(&[version]).inc();
+                            serve_connection(tls_stream, gateway, &limits, watcher).await;
+                        }
+                        Ok(Err(e)) => {
+                            metrics
+                                .tls_handshake_failures
+                                .with_label_values(&["error"])
+                                .inc();
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            metrics
+                                .tls_handshake_failures
+                                .with_label_values(&["timeout"])
+                                .inc();
+                            tracing::debug!("TLS handshake timed out");
+                        }
+                    }
+                }
+                None => serve_connection(stream, gateway, &limits, watcher).await,
+            }
+            metrics.connections_open.dec();
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = limits.shutdown_grace.as_millis() as u64,
+            "grace period over; closing remaining connections"
+        );
+    }
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    gateway: Arc<Gateway>,
+    limits: &ServerConfig,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(request).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST_BYTES)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.header_read_timeout);
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+fn protocol_label(version: rustls::ProtocolVersion) -> &'static str {
+    match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "other",
+    }
+}
+
+/// Completes once shutdown has been requested (or the sender is gone).
+pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
+}

@@ -1,0 +1,61 @@
+//! The server TLS configuration: rustls with TLS 1.2 and 1.3 only, certificate chain and key from PEM files.
+
+use rustls::server::ServerConfig;
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate chain {path}")]
+    Certs {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("no certificate in {path}")]
+    NoCerts { path: String },
+    #[error("cannot read private key {path}")]
+    Key {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("certificate and key are not usable together")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Builds the listener's TLS configuration. TLS 1.0 and 1.1 are not compiled into rustls at all, so such clients
+/// fail the handshake with a `protocol_version` alert. ALPN offers `h2` only when `http2` is set.
+pub fn server_config(
+    cert_chain: &Path,
+    private_key: &Path,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let shown = |p: &Path| p.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_chain)
+        .and_then(|iter| iter.collect())
+        .map_err(|source| TlsError::Certs {
+            path: shown(cert_chain),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCerts {
+            path: shown(cert_chain),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(private_key).map_err(|source| TlsError::Key {
+        path: shown(private_key),
+        source,
+    })?;
+
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(Arc::new(config))
+}

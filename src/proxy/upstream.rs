@@ -1,0 +1,209 @@
+//! The upstream client: one pooled keep-alive client per route, POSTing normalised JSON within the deadline.
+
+use crate::config::{RouteConfig, UpstreamConfig};
+use crate::metrics::Metrics;
+use crate::protocol::request::UpstreamRequest;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::{pem::PemObject, CertificateDer};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Header carrying koogate's request id to the upstream (and back to KooGallery).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Header carrying the canonical activity, for apps that route on headers.
+pub const ACTIVITY_HEADER: &str = "x-koogate-activity";
+/// `1` on KooGallery debugging calls (`testFlag=1`), `0` otherwise.
+pub const TEST_FLAG_HEADER: &str = "x-koogate-test-flag";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream refused or failed the connection")]
+    Unreachable(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream did not answer before the deadline")]
+    Timeout,
+    #[error("upstream answered HTTP {0}")]
+    Status(u16),
+    #[error("upstream answer could not be read")]
+    Body,
+    #[error("upstream answer exceeds the configured limit")]
+    TooLarge,
+}
+
+impl UpstreamError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpstreamError::Unreachable(_) => "upstream_unreachable",
+            UpstreamError::Timeout => "upstream_timeout",
+            UpstreamError::Status(_) => "upstream_status",
+            UpstreamError::Body => "upstream_body_error",
+            UpstreamError::TooLarge => "upstream_answer_too_large",
+        }
+    }
+}
+
+/// Why the upstream clients could not be built (bad CA file).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot read CA certificates from {path}")]
+    CaFile {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("no usable CA certificate in {path}")]
+    NoCa { path: String },
+    #[error("TLS client configuration failed")]
+    Tls(#[from] rustls::Error),
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+struct Route {
+    config: RouteConfig,
+    client: HttpClient,
+}
+
+/// Every configured route with its client. Routes are indexed as in [`UpstreamConfig::routes`].
+pub struct Upstreams {
+    routes: Vec<Route>,
+    config: UpstreamConfig,
+    metrics: Metrics,
+}
+
+impl Upstreams {
+    pub fn new(config: &UpstreamConfig, metrics: Metrics) -> Result<Self, BuildError> {
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| {
+                Ok(Route {
+                    config: route.clone(),
+                    client: client_for(config, route)?,
+                })
+            })
+            .collect::<Result<_, BuildError>>()?;
+        Ok(Self {
+            routes,
+            config: config.clone(),
+            metrics,
+        })
+    }
+
+    /// POSTs the normalised request to its activity's route and returns the answer body, all before `deadline`
+    /// (and the route's own timeout).
+    pub async fn forward(
+        &self,
+        request: &UpstreamRequest,
+        deadline: Instant,
+    ) -> Result<Bytes, UpstreamError> {
+        let route = &self.routes[self.config.route_index(request.activity)];
+        let started = Instant::now();
+        let deadline = deadline.min(started + route.config.timeout);
+        let result = tokio::time::timeout_at(deadline, self.exchange(route, request))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout));
+        let labels = [route.config.name.as_str()];
+        self.metrics
+            .upstream_duration
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            self.metrics
+                .upstream_failures
+                .with_label_values(&[route.config.name.as_str(), e.reason()])
+                .inc();
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        route: &Route,
+        request: &UpstreamRequest,
+    ) -> Result<Bytes, UpstreamError> {
+        // Serialising the derived contract struct cannot fail.
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        let mut http_request = Request::builder()
+            .method(Method::POST)
+            .uri(route.config.url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| UpstreamError::Body)?;
+        let headers = http_request.headers_mut();
+        if let Ok(id) = HeaderValue::from_str(&request.request_id) {
+            headers.insert(REQUEST_ID_HEADER, id);
+        }
+        headers.insert(
+            ACTIVITY_HEADER,
+            HeaderValue::from_static(request.activity.name()),
+        );
+        headers.insert(
+            TEST_FLAG_HEADER,
+            HeaderValue::from_static(if request.test_flag { "1" } else { "0" }),
+        );
+
+        let response = route
+            .client
+            .request(http_request)
+            .await
+            .map_err(UpstreamError::Unreachable)?;
+        let status = response.status();
+        let collected = Limited::new(response.into_body(), self.config.max_answer_bytes)
+            .collect()
+            .await;
+        if !status.is_success() {
+            return Err(UpstreamError::Status(status.as_u16()));
+        }
+        match collected {
+            Ok(body) => Ok(body.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(UpstreamError::TooLarge),
+            Err(_) => Err(UpstreamError::Body),
+        }
+    }
+}
+
+fn client_for(config: &UpstreamConfig, route: &RouteConfig) -> Result<HttpClient, BuildError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = &route.ca_file {
+        let shown = path.display().to_string();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect())
+            .map_err(|source| BuildError::CaFile {
+                path: shown.clone(),
+                source,
+            })?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(BuildError::NoCa { path: shown });
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .pool_max_idle_per_host(config.pool_max_idle_per_host)
+        .build(connector))
+}
