@@ -1,1 +1,9 @@
-//! End-to-end tests: the real gateway, real TLS, real sockets.
+//! End-to-end tests: the real gateway on port 0 with real TLS, a real upstream, real clients.
+
+mod support;
+
+mod happy;
+mod hostile;
+mod lifecycle;
+mod tls;
+mod upstream_failures;

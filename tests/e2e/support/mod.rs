@@ -1,0 +1,233 @@
+//! Test harness: the real gateway on port 0 with real TLS, a recording upstream, and clients that sign calls
+//! and check `Body-Sign` with `ring` (independently of koogate's own HMAC code).
+
+pub mod client;
+pub mod upstream;
+
+use koogate::clock::SystemClock;
+use koogate::config::Config;
+use koogate::metrics::Metrics;
+use koogate::Listeners;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use client::Call;
+pub use upstream::{Behaviour, Upstream};
+
+pub const KEY: &str = "test-access-key-0001";
+pub const OLD_KEY: &str = "827d93f9-2e75-4842-a142-8813f31aaef9";
+
+/// A self-signed certificate for localhost and 127.0.0.1, written into a directory.
+pub struct TestCert {
+    pub dir: TempDir,
+    pub cert_pem: String,
+}
+
+impl TestCert {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            generated.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        Self {
+            dir,
+            cert_pem: generated.cert.pem(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+}
+
+/// Knobs for a test gateway; the defaults are the production defaults except where a test needs short timers.
+pub struct Options {
+    pub upstream_url: String,
+    /// Extra TOML appended to the generated config (more routes, `[plain_http]`, ...).
+    pub extra_toml: String,
+    pub server_toml: String,
+    pub keys: Vec<(&'static str, &'static str)>,
+    pub deadline_ms: u64,
+    pub plain_http: bool,
+}
+
+impl Options {
+    pub fn new(upstream: &Upstream) -> Self {
+        Self {
+            upstream_url: upstream.url(),
+            extra_toml: String::new(),
+            server_toml: String::new(),
+            keys: vec![("primary", KEY)],
+            deadline_ms: 1_500,
+            plain_http: false,
+        }
+    }
+}
+
+/// A running gateway. Dropping it without [`TestGateway::stop`] aborts it.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub plain: Option<SocketAddr>,
+    pub cert: TestCert,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestGateway {
+    pub async fn start(upstream: &Upstream) -> Self {
+        Self::start_with(Options::new(upstream)).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let cert = TestCert::new();
+        let keys: String = options
+            .keys
+            .iter()
+            .map(|(name, _)| format!("[[access_keys]]\nname = \"{name}\"\nenv = \"KEY_{name}\"\n"))
+            .collect();
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+cert_chain_file = "cert.pem"
+private_key_file = "key.pem"
+body_read_timeout_ms = 500
+header_read_timeout_ms = 500
+handshake_timeout_ms = 500
+shutdown_grace_ms = 3000
+{server}
+{plain}
+[admin]
+listen = "127.0.0.1:0"
+
+{keys}
+[upstream]
+deadline_ms = {deadline}
+default_route = "app"
+
+[upstream.routes.app]
+url = "{url}"
+{extra}
+"#,
+            server = options.server_toml,
+            plain = if options.plain_http {
+                "[plain_http]\nlisten = \"127.0.0.1:0\"\n"
+            } else {
+                ""
+            },
+            deadline = options.deadline_ms,
+            url = options.upstream_url,
+            extra = options.extra_toml,
+        );
+        let secrets = options.keys.clone();
+        let env = move |name: &str| {
+            secrets
+                .iter()
+                .find(|(n, _)| format!("KEY_{n}") == name)
+                .map(|(_, k)| (*k).to_owned())
+        };
+        let config =
+            Config::from_toml(&text, cert.path(), &env).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let listeners = Listeners {
+            https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            plain_http: if options.plain_http {
+                Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+            } else {
+                None
+            },
+            admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let addr = listeners.https.local_addr().unwrap();
+        let admin = listeners.admin.local_addr().unwrap();
+        let plain = listeners
+            .plain_http
+            .as_ref()
+            .map(|l| l.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(koogate::run_with(
+            config,
+            listeners,
+            Metrics::new().unwrap(),
+            Arc::new(SystemClock),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let gateway = Self {
+            addr,
+            admin,
+            plain,
+            cert,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        gateway.wait_ready().await;
+        gateway
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if client::admin_get(self.admin, "/readyz")
+                .await
+                .map(|(s, _)| s == 200)
+                .unwrap_or(false)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("gateway never became ready");
+    }
+
+    /// Requests shutdown; returns the task so a test can await `run`'s result.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("gateway already stopped")
+    }
+
+    /// A client that trusts this gateway's certificate.
+    pub fn client(&self) -> client::Client {
+        client::Client::new(self.addr, &self.cert.cert_pem)
+    }
+
+    pub async fn metrics(&self) -> String {
+        client::admin_get(self.admin, "/metrics").await.unwrap().1
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The value of one sample in Prometheus text, e.g. `koogate_requests_total{activity="newInstance",result_code="000000"}`.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
