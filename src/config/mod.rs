@@ -153,11 +153,11 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let span = e
+            let line = e
                 .span()
-                .map(|s| format!(" (byte {})", s.start))
-                .unwrap_or_default();
-            ConfigErrors(vec![issue("<toml>", format!("{}{span}", e.message()))])
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map_or_else(|| "<toml>".to_owned(), |l| format!("line {l}"));
+            ConfigErrors(vec![issue(at, e.message())])
         })?;
         Validator {
             issues: Vec::new(),

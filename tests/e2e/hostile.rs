@@ -264,3 +264,52 @@ async fn garbage_instead_of_http_does_not_disturb_the_gateway() {
     assert_eq!(upstream.count(), 0);
     still_serving(&gateway, &upstream).await;
 }
+
+#[tokio::test]
+async fn a_full_replay_cache_fails_closed_with_000005() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.verify_toml = "replay_cache_max_entries = 2".into();
+    let gateway = TestGateway::start_with(options).await;
+    gateway.client().send(&good()).await.assert_code("000000");
+    gateway.client().send(&good()).await.assert_code("000000");
+    gateway.client().send(&good()).await.assert_code("000005");
+    assert_eq!(
+        upstream.count(),
+        2,
+        "nothing is forwarded once the cache cannot remember the nonce"
+    );
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"koogate_rejections_total{reason="replay_cache_full"}"#
+        ),
+        1.0
+    );
+    assert_eq!(metric(&metrics, "koogate_replay_cache_entries"), 2.0);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_a_slot_frees() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.server_toml = "max_connections = 1".into();
+    let gateway = TestGateway::start_with(options).await;
+    let client = gateway.client();
+    let first = client.connect().await;
+    let second = tokio::spawn(async move { client.connect().await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second handshake waits while the first connection holds the only slot"
+    );
+    drop(first);
+    let second = tokio::time::timeout(std::time::Duration::from_secs(2), second)
+        .await
+        .expect("slot freed")
+        .unwrap();
+    crate::support::client::send_over(second, &good())
+        .await
+        .assert_code("000000");
+}

@@ -61,6 +61,8 @@ pub struct Options {
     /// Extra TOML appended to the generated config (more routes, `[plain_http]`, ...).
     pub extra_toml: String,
     pub server_toml: String,
+    /// Extra keys for the `[verify]` table.
+    pub verify_toml: String,
     pub keys: Vec<(&'static str, &'static str)>,
     pub deadline_ms: u64,
     pub plain_http: bool,
@@ -72,6 +74,7 @@ impl Options {
             upstream_url: upstream.url(),
             extra_toml: String::new(),
             server_toml: String::new(),
+            verify_toml: String::new(),
             keys: vec![("primary", KEY)],
             deadline_ms: 1_500,
             plain_http: false,
@@ -116,6 +119,9 @@ shutdown_grace_ms = 3000
 [admin]
 listen = "127.0.0.1:0"
 
+[verify]
+{verify}
+
 {keys}
 [upstream]
 deadline_ms = {deadline}
@@ -126,6 +132,7 @@ url = "{url}"
 {extra}
 "#,
             server = options.server_toml,
+            verify = options.verify_toml,
             plain = if options.plain_http {
                 "[plain_http]\nlisten = \"127.0.0.1:0\"\n"
             } else {
