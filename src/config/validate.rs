@@ -1,0 +1,328 @@
+//! Validation of the raw TOML structs into a [`Config`], collecting every problem with its key path.
+
+use super::*;
+use crate::secret::AccessKey;
+
+pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
+    ConfigIssue {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+pub(super) struct Validator<'a> {
+    pub(super) issues: Vec<ConfigIssue>,
+    pub(super) base_dir: &'a Path,
+    pub(super) env: &'a dyn Env,
+}
+
+impl Validator<'_> {
+    pub(super) fn validate(mut self, raw: RawConfig) -> Result<Config, ConfigErrors> {
+        let s = &raw.server;
+        let server = ServerConfig {
+            listen: self.addr("server.listen", &s.listen),
+            cert_chain_file: self.path("server.cert_chain_file", &s.cert_chain_file),
+            private_key_file: self.path("server.private_key_file", &s.private_key_file),
+            http2: s.http2,
+            handshake_timeout: self.duration(
+                "server.handshake_timeout_ms",
+                s.handshake_timeout_ms,
+                100,
+                60_000,
+            ),
+            header_read_timeout: self.duration(
+                "server.header_read_timeout_ms",
+                s.header_read_timeout_ms,
+                100,
+                60_000,
+            ),
+            body_read_timeout: self.duration(
+                "server.body_read_timeout_ms",
+                s.body_read_timeout_ms,
+                100,
+                60_000,
+            ),
+            max_connections: self.count("server.max_connections", s.max_connections, 1, 1_000_000),
+            max_body_bytes: self.count(
+                "server.max_body_bytes",
+                s.max_body_bytes,
+                1_024,
+                16 * 1024 * 1024,
+            ),
+            shutdown_grace: self.duration(
+                "server.shutdown_grace_ms",
+                s.shutdown_grace_ms,
+                0,
+                600_000,
+            ),
+        };
+        let plain_http = raw
+            .plain_http
+            .as_ref()
+            .map(|p| self.addr("plain_http.listen", &p.listen));
+        let admin_listen = self.addr("admin.listen", &raw.admin.listen);
+        let verify = VerifyConfig {
+            timestamp_window: self.duration(
+                "verify.timestamp_window_ms",
+                raw.verify.timestamp_window_ms,
+                1_000,
+                3_600_000,
+            ),
+            replay_cache_max_entries: self.count(
+                "verify.replay_cache_max_entries",
+                raw.verify.replay_cache_max_entries,
+                1,
+                100_000_000,
+            ),
+        };
+        let keys = self.keys(&raw.access_keys);
+        let upstream = self.upstream(&raw.upstream);
+        let log = self.log(&raw.log);
+
+        match (self.issues.is_empty(), keys, upstream) {
+            (true, Some(keys), Some(upstream)) => Ok(Config {
+                server,
+                plain_http,
+                admin_listen,
+                verify,
+                keys,
+                upstream,
+                log,
+            }),
+            _ => Err(ConfigErrors(self.issues)),
+        }
+    }
+
+    fn addr(&mut self, path: &str, value: &str) -> SocketAddr {
+        value.parse().unwrap_or_else(|_| {
+            self.issues.push(issue(
+                path,
+                format!("`{value}` is not an IP address and port such as 0.0.0.0:8443"),
+            ));
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        })
+    }
+
+    fn path(&mut self, key: &str, value: &Path) -> PathBuf {
+        if value.as_os_str().is_empty() {
+            self.issues.push(issue(key, "must name a file"));
+        }
+        self.base_dir.join(value)
+    }
+
+    fn duration(&mut self, path: &str, ms: u64, min: u64, max: u64) -> Duration {
+        if ms < min || ms > max {
+            self.issues
+                .push(issue(path, format!("{ms} ms is outside {min}..={max} ms")));
+        }
+        Duration::from_millis(ms)
+    }
+
+    fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
+        if value < min || value > max {
+            self.issues
+                .push(issue(path, format!("{value} is outside {min}..={max}")));
+        }
+        usize::try_from(value).unwrap_or(usize::MAX)
+    }
+
+    fn keys(&mut self, raw: &[RawAccessKey]) -> Option<AccessKeys> {
+        if raw.is_empty() {
+            self.issues.push(issue(
+                "access_keys",
+                "at least one access key is required ([[access_keys]] with env or file)",
+            ));
+        }
+        let mut keys = Vec::new();
+        for (i, k) in raw.iter().enumerate() {
+            let path = format!("access_keys[{i}]");
+            if k.name.trim().is_empty() {
+                self.issues
+                    .push(issue(format!("{path}.name"), "must not be empty"));
+            }
+            if raw[..i].iter().any(|other| other.name == k.name) {
+                self.issues.push(issue(
+                    format!("{path}.name"),
+                    format!("duplicate key name `{}`", k.name),
+                ));
+            }
+            let secret = match (&k.env, &k.file) {
+                (Some(var), None) => self.env.var(var).or_else(|| {
+                    self.issues.push(issue(
+                        format!("{path}.env"),
+                        format!("environment variable `{var}` is not set"),
+                    ));
+                    None
+                }),
+                (None, Some(file)) => {
+                    let file = self.base_dir.join(file);
+                    std::fs::read_to_string(&file)
+                        .map_err(|e| {
+                            self.issues.push(issue(
+                                format!("{path}.file"),
+                                format!("cannot read {}: {e}", file.display()),
+                            ));
+                        })
+                        .ok()
+                        // Secret files usually end with a newline that is not part of the key.
+                        .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                }
+                _ => {
+                    self.issues
+                        .push(issue(path.clone(), "set exactly one of `env` or `file`"));
+                    None
+                }
+            };
+            match secret {
+                Some(s) if s.is_empty() => self.issues.push(issue(path, "the access key is empty")),
+                Some(s) => keys.push(AccessKey::new(k.name.clone(), s)),
+                None => {}
+            }
+        }
+        AccessKeys::new(keys)
+    }
+
+    fn upstream(&mut self, raw: &RawUpstream) -> Option<UpstreamConfig> {
+        let deadline = self.duration("upstream.deadline_ms", raw.deadline_ms, 100, 4_900);
+        let pool_idle_timeout = self.duration(
+            "upstream.pool_idle_timeout_ms",
+            raw.pool_idle_timeout_ms,
+            100,
+            600_000,
+        );
+        let pool_max_idle_per_host = self.count(
+            "upstream.pool_max_idle_per_host",
+            raw.pool_max_idle_per_host,
+            0,
+            10_000,
+        );
+        let connect_timeout = self.duration(
+            "upstream.connect_timeout_ms",
+            raw.connect_timeout_ms,
+            10,
+            4_900,
+        );
+        let max_answer_bytes = self.count(
+            "upstream.max_answer_bytes",
+            raw.max_answer_bytes,
+            1_024,
+            64 * 1024 * 1024,
+        );
+
+        let mut routes = Vec::new();
+        let mut assigned: [Option<usize>; Activity::ALL.len()] = [None; Activity::ALL.len()];
+        for (name, route) in &raw.routes {
+            let path = format!("upstream.routes.{name}");
+            let valid_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid_name {
+                self.issues.push(issue(
+                    path.clone(),
+                    "route names use only letters, digits, `_` and `-`",
+                ));
+            }
+            let url = self.route_url(&format!("{path}.url"), &route.url);
+            let timeout = match route.timeout_ms {
+                Some(ms) => self.duration(&format!("{path}.timeout_ms"), ms, 10, 4_900),
+                None => deadline,
+            };
+            for (i, activity) in route.activities.iter().enumerate() {
+                let key = format!("{path}.activities[{i}]");
+                match Activity::from_name(activity) {
+                    None => self.issues.push(issue(
+                        key,
+                        format!(
+                            "unknown activity `{activity}`; expected one of {}",
+                            activity_names()
+                        ),
+                    )),
+                    Some(a) => {
+                        let slot = Activity::ALL.iter().position(|x| *x == a).unwrap_or(0);
+                        if assigned[slot].is_some() {
+                            self.issues.push(issue(
+                                key,
+                                format!("activity `{activity}` is already routed elsewhere"),
+                            ));
+                        }
+                        assigned[slot] = Some(routes.len());
+                    }
+                }
+            }
+            let ca_file = route.ca_file.as_ref().map(|f| self.base_dir.join(f));
+            if let Some(url) = url {
+                routes.push(RouteConfig {
+                    name: name.clone(),
+                    url,
+                    timeout,
+                    ca_file,
+                });
+            }
+        }
+        if raw.routes.is_empty() {
+            self.issues
+                .push(issue("upstream.routes", "at least one route is required"));
+        }
+        let default = routes.iter().position(|r| r.name == raw.default_route);
+        if default.is_none() && !raw.routes.is_empty() {
+            self.issues.push(issue(
+                "upstream.default_route",
+                format!("no route named `{}`", raw.default_route),
+            ));
+        }
+        let default = default?;
+        let route_of = assigned.map(|slot| slot.unwrap_or(default));
+        Some(UpstreamConfig {
+            deadline,
+            pool_idle_timeout,
+            pool_max_idle_per_host,
+            connect_timeout,
+            max_answer_bytes,
+            routes,
+            route_of,
+        })
+    }
+
+    fn route_url(&mut self, path: &str, value: &str) -> Option<http::Uri> {
+        let uri: Option<http::Uri> = value.parse().ok();
+        match uri {
+            Some(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                Some(u)
+            }
+            _ => {
+                self.issues.push(issue(
+                    path,
+                    format!("`{value}` is not an absolute http:// or https:// URL"),
+                ));
+                None
+            }
+        }
+    }
+
+    fn log(&mut self, raw: &RawLog) -> LogConfig {
+        let format = match raw.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.issues.push(issue(
+                    "log.format",
+                    format!("`{other}` is not `text` or `json`"),
+                ));
+                LogFormat::Text
+            }
+        };
+        LogConfig {
+            format,
+            level: raw.level.clone().unwrap_or_else(|| "info".to_owned()),
+        }
+    }
+}
+
+fn activity_names() -> String {
+    Activity::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
