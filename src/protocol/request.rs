@@ -65,7 +65,8 @@ pub struct UpstreamRequest {
     pub expire_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// KooGallery's body as received, for anything the contract does not normalise.
+    /// KooGallery's body as parsed, for anything the contract does not normalise (key order and number formatting
+    /// are not preserved; the signature was checked over the original bytes).
     pub raw: Map<String, Value>,
 }
 
@@ -152,9 +153,11 @@ impl V2Call {
         if activity == Activity::RefreshInstance {
             request.scene = id("scene")?;
         }
-        if let Some(expire) = string_field(&raw, "expireTime")? {
-            request.expire_time =
-                Some(expire_time_to_rfc3339(expire).ok_or(ParamError::InvalidField("expireTime"))?);
+        // Strict where KooGallery documents the field; elsewhere an unreadable value stays in `raw` only.
+        let expire = string_field(&raw, "expireTime").ok().flatten();
+        request.expire_time = expire.and_then(expire_time_to_rfc3339);
+        if activity == Activity::RefreshInstance && request.expire_time.is_none() {
+            return Err(ParamError::InvalidField("expireTime"));
         }
         if activity == Activity::UpdateInstanceStatus {
             let status = string_field(&raw, "status")?.unwrap_or_default();
@@ -279,6 +282,16 @@ mod tests {
         for (body, expected) in cases {
             assert_eq!(normalise(&body).unwrap_err(), expected, "{body}");
         }
+    }
+
+    #[test]
+    fn an_undocumented_unreadable_expire_time_is_left_in_raw() {
+        let r = normalise(
+            r#"{"activity":"orderNotify","orderId":"o","orderLineId":"l","expireTime":"soon"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.expire_time, None);
+        assert_eq!(r.raw["expireTime"], "soon");
     }
 
     #[test]

@@ -88,9 +88,14 @@ impl KooResponse {
     }
 }
 
-/// Parses the upstream's body into an [`UpstreamAnswer`].
+/// Parses the upstream's body into an [`UpstreamAnswer`]; it must be a JSON object.
 pub fn parse_answer(body: &[u8]) -> Result<UpstreamAnswer, AnswerError> {
-    serde_json::from_slice(body).map_err(|_| AnswerError::NotContractJson)
+    match serde_json::from_slice(body) {
+        Ok(value @ serde_json::Value::Object(_)) => {
+            serde_json::from_value(value).map_err(|_| AnswerError::NotContractJson)
+        }
+        _ => Err(AnswerError::NotContractJson),
+    }
 }
 
 /// Checks an answer against what `activity` requires and fills defaults (`000000`, the standard message).
@@ -125,7 +130,8 @@ pub fn build_response(
             }
             response.instance_id = Some(id);
         }
-        Activity::QueryInstance => {
+        // `000004` is documented for asynchronous provisioning only; a query answered so carries no list.
+        Activity::QueryInstance if code == ResultCode::Success => {
             let info = answer.info.ok_or(AnswerError::MissingField("info"))?;
             for entry in &info {
                 if entry.instance_id.trim().is_empty()
@@ -137,14 +143,15 @@ pub fn build_response(
                     .app_info
                     .as_ref()
                     .and_then(|a| a.front_end_url.as_deref())
-                    .is_some_and(|u| !u.is_empty());
+                    .is_some_and(|u| !u.trim().is_empty());
                 if !has_url {
                     return Err(AnswerError::MissingField("info[].appInfo.frontEndUrl"));
                 }
             }
             response.info = Some(info);
         }
-        Activity::RefreshInstance
+        Activity::QueryInstance
+        | Activity::RefreshInstance
         | Activity::UpdateInstanceStatus
         | Activity::ReleaseInstance
         | Activity::UpgradeInstance
@@ -208,6 +215,16 @@ mod tests {
                 AnswerError::NotContractJson,
             ),
             (Activity::OrderNotify, "[]", AnswerError::NotContractJson),
+            (
+                Activity::OrderNotify,
+                r#"[null,null,"x",null]"#,
+                AnswerError::NotContractJson,
+            ),
+            (
+                Activity::QueryInstance,
+                r#"{"info":[{"instanceId":"i","appInfo":{"frontEndUrl":" "}}]}"#,
+                AnswerError::MissingField("info[].appInfo.frontEndUrl"),
+            ),
             (
                 Activity::OrderNotify,
                 "<html>",

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod contract;
 mod happy;
 mod hostile;
 mod lifecycle;
