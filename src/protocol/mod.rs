@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod body_sign;
+pub mod fields;
 pub mod mac;
 pub mod query;
 pub mod request;
