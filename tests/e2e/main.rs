@@ -2,6 +2,7 @@
 
 mod support;
 
+mod binary;
 mod contract;
 mod happy;
 mod hostile;
