@@ -45,10 +45,7 @@ impl Gateway {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::proxy::upstream::BuildError> {
-        let replay = NonceCache::new(
-            config.verify.timestamp_window,
-            config.verify.replay_cache_max_entries,
-        );
+        let replay = NonceCache::new(config.verify.replay_cache_max_entries);
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())?;
         Ok(Self {
             config,

@@ -1,11 +1,10 @@
 //! Nonce replay protection: a bounded in-memory set whose entries live exactly as long as their timestamp is
 //! inside the window.
 
-use crate::protocol::v2::Verified;
+use crate::protocol::verified::Verified;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Why a verified call must not be processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +20,6 @@ pub enum ReplayError {
 #[derive(Debug, Clone)]
 pub struct NonceCache {
     inner: Arc<Mutex<Inner>>,
-    window_ms: u64,
     max_entries: usize,
 }
 
@@ -33,10 +31,9 @@ struct Inner {
 }
 
 impl NonceCache {
-    pub fn new(window: Duration, max_entries: usize) -> Self {
+    pub fn new(max_entries: usize) -> Self {
         Self {
             inner: Arc::default(),
-            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
             max_entries,
         }
     }
@@ -48,15 +45,15 @@ impl NonceCache {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.purge(now_ms);
-        if inner.live.contains(call.nonce()) {
+        if inner.live.contains(call.replay_key()) {
             return Err(ReplayError::Replayed);
         }
         if inner.live.len() >= self.max_entries {
             return Err(ReplayError::Full);
         }
-        let nonce: Box<str> = call.nonce().into();
-        // The timestamp check refuses this call once `timestamp + window` has passed; until then, remember it.
-        let expires = call.timestamp_ms().saturating_add(self.window_ms);
+        let nonce: Box<str> = call.replay_key().into();
+        // The freshness check refuses this call once `timestamp + window` has passed; until then, remember it.
+        let expires = call.replay_expires_ms();
         inner.live.insert(nonce.clone());
         inner.expiries.push(Reverse((expires, nonce)));
         Ok(())
@@ -91,6 +88,7 @@ mod tests {
     use crate::protocol::v2::{signed_query, verify, SignedQuery};
     use crate::secret::{AccessKey, AccessKeys};
     use bytes::Bytes;
+    use std::time::Duration;
 
     const WINDOW: Duration = Duration::from_secs(60);
 
@@ -102,7 +100,7 @@ mod tests {
 
     #[test]
     fn replayed_nonce_is_rejected() {
-        let cache = NonceCache::new(WINDOW, 10);
+        let cache = NonceCache::new(10);
         cache.check_and_remember(&call("a", 1_000), 1_000).unwrap();
         assert_eq!(
             cache.check_and_remember(&call("a", 1_000), 1_001),
@@ -113,7 +111,7 @@ mod tests {
 
     #[test]
     fn nonce_is_remembered_until_its_timestamp_leaves_the_window() {
-        let cache = NonceCache::new(WINDOW, 10);
+        let cache = NonceCache::new(10);
         // A call stamped 30 s in the future stays valid for 90 s from now: it must be remembered that long.
         cache.check_and_remember(&call("f", 31_000), 1_000).unwrap();
         assert_eq!(
@@ -127,7 +125,7 @@ mod tests {
 
     #[test]
     fn full_cache_fails_closed_until_entries_expire() {
-        let cache = NonceCache::new(WINDOW, 2);
+        let cache = NonceCache::new(2);
         cache.check_and_remember(&call("a", 0), 0).unwrap();
         cache.check_and_remember(&call("b", 10), 10).unwrap();
         assert_eq!(

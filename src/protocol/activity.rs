@@ -60,6 +60,8 @@ impl Serialize for Activity {
 /// Which generation of the protocol a call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Generation {
+    /// `GET` with every field in the query, signed by `authToken`.
+    V1,
     /// Signed query (`signature`, `timestamp`, `nonce`) over a JSON body.
     V2,
 }
@@ -67,6 +69,7 @@ pub enum Generation {
 impl Generation {
     pub const fn name(self) -> &'static str {
         match self {
+            Generation::V1 => "v1",
             Generation::V2 => "v2",
         }
     }

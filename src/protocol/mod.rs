@@ -12,7 +12,9 @@ pub mod request;
 pub mod response;
 pub mod result_code;
 pub mod timefmt;
+pub mod v1;
 pub mod v2;
+pub mod verified;
 
 pub use activity::{Activity, Generation};
 pub use result_code::ResultCode;

@@ -4,7 +4,7 @@
 
 use super::activity::{Activity, Generation};
 use super::timefmt::expire_time_to_rfc3339;
-use super::v2::Verified;
+use super::verified::{Payload, Verified};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -98,7 +98,10 @@ pub struct V2Call {
 
 /// Reads a verified V2 body as a JSON object and finds its activity.
 pub fn parse_v2(verified: &Verified) -> Result<V2Call, ParamError> {
-    let text = std::str::from_utf8(verified.body()).map_err(|_| ParamError::NotUtf8)?;
+    let Payload::V2(body) = verified.payload() else {
+        return Err(ParamError::NotObject);
+    };
+    let text = std::str::from_utf8(body).map_err(|_| ParamError::NotUtf8)?;
     let value: Value = serde_json::from_str(text).map_err(|_| ParamError::NotJson)?;
     let Value::Object(raw) = value else {
         return Err(ParamError::NotObject);
@@ -210,6 +213,7 @@ fn split_instance_ids(raw: &Map<String, Value>) -> Result<Vec<String>, ParamErro
 mod tests {
     use super::*;
     use crate::protocol::v2::{signed_query, verify, SignedQuery};
+    use crate::protocol::verified::Verified;
     use crate::secret::{AccessKey, AccessKeys};
     use bytes::Bytes;
     use serde_json::json;

@@ -7,7 +7,8 @@
 
 use super::mac::hmac_sha256;
 use super::query::{self, QueryError};
-use crate::secret::{AccessKeys, KeyIndex};
+use super::verified::{Payload, Verified};
+use crate::secret::AccessKeys;
 use bytes::Bytes;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -87,36 +88,6 @@ impl SignedQuery {
     }
 }
 
-/// A V2 call whose signature and timestamp were checked. Only [`verify`] makes one, so code that takes
-/// `&Verified` (replay check, decryption, normalisation) cannot run on unauthenticated bytes.
-#[derive(Debug)]
-pub struct Verified {
-    key: KeyIndex,
-    nonce: String,
-    timestamp_ms: u64,
-    body: Bytes,
-}
-
-impl Verified {
-    /// The access key that matched; it also signs the answer.
-    pub fn key(&self) -> KeyIndex {
-        self.key
-    }
-
-    pub fn nonce(&self) -> &str {
-        &self.nonce
-    }
-
-    pub fn timestamp_ms(&self) -> u64 {
-        self.timestamp_ms
-    }
-
-    /// The raw body bytes exactly as received and verified.
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-}
-
 /// The inner step: a MAC of the body. One documentation copy uses plain SHA-256 here; two sources confirm the
 /// keyed form, and this is the single place to change if a live console ever proves otherwise.
 pub fn payload_mac(key: &[u8], body: &[u8]) -> [u8; 32] {
@@ -176,12 +147,13 @@ pub fn verify(
         }
     }
     let key = matched.ok_or(AuthError::SignatureMismatch)?;
-    Ok(Verified {
+    let expires_ms = query.timestamp_ms.saturating_add(window_ms);
+    Ok(Verified::new(
         key,
-        nonce: query.nonce,
-        timestamp_ms: query.timestamp_ms,
-        body,
-    })
+        query.nonce,
+        expires_ms,
+        Payload::V2(body),
+    ))
 }
 
 #[cfg(test)]
@@ -242,8 +214,9 @@ mod tests {
                 WINDOW,
             )
             .unwrap();
-            assert_eq!(v.nonce(), NONCE);
-            assert_eq!(v.body().as_ref(), BODY.as_bytes());
+            assert_eq!(v.replay_key(), format!("v2:{NONCE}"));
+            assert_eq!(v.replay_expires_ms(), TS + 60_000);
+            assert!(matches!(v.payload(), Payload::V2(b) if b.as_ref() == BODY.as_bytes()));
         }
     }
 

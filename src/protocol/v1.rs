@@ -1,0 +1,169 @@
+//! V1 request signatures (protocol section 3): `GET ?…&timeStamp=…&authToken=…`.
+//!
+//! ```text
+//! message   = every query parameter except authToken, percent-decoded, sorted by name, joined name=value with &
+//! authToken = base64(HMAC-SHA256(accessKey + timeStamp, message))
+//! ```
+
+use super::mac::hmac_sha256;
+use super::query::QueryError;
+use super::v2::AuthError;
+use super::verified::{Payload, Verified};
+use crate::secret::AccessKeys;
+use base64::{engine::general_purpose::STANDARD, Engine};
+use percent_encoding::percent_decode_str;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use time::{macros::format_description, PrimitiveDateTime};
+
+/// Longest raw V1 query accepted; real calls are under 2 KiB.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+/// The parameters of a V1 call, decoded but not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Query {
+    /// Every parameter except `authToken`, sorted by name.
+    params: Vec<(String, String)>,
+    auth_token: [u8; 32],
+    /// The base64 token as received, the replay-cache key.
+    token_text: String,
+    time_stamp: String,
+    timestamp_ms: u64,
+}
+
+impl V1Query {
+    /// Decodes a raw query string. A literal `+` stays `+` (KooGallery sends unencoded base64); a parameter given
+    /// twice is refused because it makes the signed message ambiguous.
+    pub fn parse(raw_query: &str) -> Result<Self, AuthError> {
+        if raw_query.len() > MAX_QUERY_BYTES {
+            return Err(AuthError::MalformedParameter("query"));
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        let mut token = None;
+        for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode(raw_name).ok_or(AuthError::Query(QueryError::NotUtf8("name")))?;
+            let value = decode(raw_value).ok_or(AuthError::Query(QueryError::NotUtf8("value")))?;
+            if name == "authToken" {
+                if token.replace(value).is_some() {
+                    return Err(QueryError::Repeated("authToken").into());
+                }
+                continue;
+            }
+            if params.iter().any(|(n, _)| *n == name) {
+                return Err(AuthError::MalformedParameter("repeated parameter"));
+            }
+            params.push((name, value));
+        }
+        let token_text = token.ok_or(AuthError::MissingParameter("authToken"))?;
+        let mut auth_token = [0u8; 32];
+        let decoded = STANDARD
+            .decode(token_text.as_bytes())
+            .map_err(|_| AuthError::MalformedParameter("authToken"))?;
+        if decoded.len() != auth_token.len() {
+            return Err(AuthError::MalformedParameter("authToken"));
+        }
+        auth_token.copy_from_slice(&decoded);
+        let time_stamp = params
+            .iter()
+            .find(|(n, _)| n == "timeStamp")
+            .map(|(_, v)| v.clone())
+            .ok_or(AuthError::MissingParameter("timeStamp"))?;
+        let timestamp_ms =
+            parse_time_stamp(&time_stamp).ok_or(AuthError::MalformedParameter("timeStamp"))?;
+        params.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Ok(Self {
+            params,
+            auth_token,
+            token_text,
+            time_stamp,
+            timestamp_ms,
+        })
+    }
+
+    /// The signed message: `name=value` pairs joined with `&`, values raw UTF-8.
+    pub fn message(&self) -> String {
+        canonical_message(&self.params)
+    }
+}
+
+/// `name=value` pairs (already sorted) joined with `&`.
+pub fn canonical_message(sorted: &[(String, String)]) -> String {
+    let mut message = String::new();
+    for (i, (name, value)) in sorted.iter().enumerate() {
+        if i > 0 {
+            message.push('&');
+        }
+        message.push_str(name);
+        message.push('=');
+        message.push_str(value);
+    }
+    message
+}
+
+fn decode(raw: &str) -> Option<String> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+/// `yyyyMMddHHmmssSSS` (UTC) to Unix milliseconds.
+pub fn parse_time_stamp(value: &str) -> Option<u64> {
+    if value.len() != 17 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let format = format_description!("[year][month][day][hour][minute][second]");
+    let at = PrimitiveDateTime::parse(&value[..14], &format)
+        .ok()?
+        .assume_utc();
+    let millis: u64 = value[14..].parse().ok()?;
+    u64::try_from(at.unix_timestamp())
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(millis)
+}
+
+/// The V1 `authToken` of `message` signed at `time_stamp`.
+pub fn auth_token(key: &[u8], time_stamp: &str, message: &str) -> [u8; 32] {
+    let mut signing_key = key.to_vec();
+    signing_key.extend_from_slice(time_stamp.as_bytes());
+    let token = hmac_sha256(&signing_key, &[message.as_bytes()]);
+    zeroize::Zeroize::zeroize(&mut signing_key);
+    token
+}
+
+/// Checks the freshness window and the token against every configured key.
+pub fn verify(
+    keys: &AccessKeys,
+    query: V1Query,
+    now_ms: u64,
+    window: Duration,
+) -> Result<Verified, AuthError> {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    if query.timestamp_ms.saturating_add(window_ms) < now_ms {
+        return Err(AuthError::StaleTimestamp);
+    }
+    if query.timestamp_ms > now_ms.saturating_add(window_ms) {
+        return Err(AuthError::FutureTimestamp);
+    }
+    let message = query.message();
+    let mut matched = None;
+    for (index, key) in keys.iter() {
+        let expected = auth_token(key.expose(), &query.time_stamp, &message);
+        if bool::from(expected.ct_eq(&query.auth_token)) && matched.is_none() {
+            matched = Some(index);
+        }
+    }
+    let key = matched.ok_or(AuthError::SignatureMismatch)?;
+    let expires_ms = query.timestamp_ms.saturating_add(window_ms);
+    Ok(Verified::new(
+        key,
+        query.token_text,
+        expires_ms,
+        Payload::V1(query.params),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! A call whose signature and freshness were checked. Only the verifiers (`v1::verify`, `v2::verify`) make one,
+//! so code that takes `&Verified` (replay check, decryption, normalisation) cannot run on unauthenticated input.
+
+use super::activity::Generation;
+use crate::secret::KeyIndex;
+use bytes::Bytes;
+
+/// What was signed, as received.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// V2: the raw JSON body bytes.
+    V2(Bytes),
+    /// V1: the decoded query parameters (without `authToken`), sorted by name.
+    V1(Vec<(String, String)>),
+}
+
+#[derive(Debug)]
+pub struct Verified {
+    key: KeyIndex,
+    /// The value that must not be accepted twice (V2 nonce, V1 authToken), prefixed by generation.
+    replay_key: String,
+    /// After this instant the freshness check alone refuses a replay, so the replay key may be forgotten.
+    replay_expires_ms: u64,
+    payload: Payload,
+}
+
+impl Verified {
+    pub(super) fn new(
+        key: KeyIndex,
+        token: String,
+        replay_expires_ms: u64,
+        payload: Payload,
+    ) -> Self {
+        let generation = match payload {
+            Payload::V2(_) => Generation::V2,
+            Payload::V1(_) => Generation::V1,
+        };
+        Self {
+            key,
+            replay_key: format!("{}:{token}", generation.name()),
+            replay_expires_ms,
+            payload,
+        }
+    }
+
+    /// The access key that matched; it also signs the answer (and derives field keys).
+    pub fn key(&self) -> KeyIndex {
+        self.key
+    }
+
+    pub fn generation(&self) -> Generation {
+        match self.payload {
+            Payload::V2(_) => Generation::V2,
+            Payload::V1(_) => Generation::V1,
+        }
+    }
+
+    pub fn replay_key(&self) -> &str {
+        &self.replay_key
+    }
+
+    pub fn replay_expires_ms(&self) -> u64 {
+        self.replay_expires_ms
+    }
+
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+}
