@@ -1,5 +1,6 @@
 //! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
 
+use crate::protocol::{Activity, ResultCode};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -10,9 +11,21 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 10.0,
 ];
 
+/// Label used before a call's activity is known.
+const UNKNOWN_ACTIVITY: &str = "unknown";
+
+/// Pre-resolved per-call series, so the request path does not hash label values on every call.
+#[derive(Clone)]
+struct CallSeries {
+    /// `[activity slot][result code]`; the last slot is `unknown`.
+    requests: Vec<Vec<IntCounter>>,
+    durations: Vec<Histogram>,
+}
+
 /// Every metric koogate exports. Label values come only from enums and configured route names.
 #[derive(Clone)]
 pub struct Metrics {
+    calls: CallSeries,
     registry: Registry,
     /// Calls answered, by canonical activity (`unknown` before it is known) and result code.
     pub requests: IntCounterVec,
@@ -140,7 +153,29 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
+        let activity_labels: Vec<&str> = Activity::ALL
+            .iter()
+            .map(|a| a.name())
+            .chain([UNKNOWN_ACTIVITY])
+            .collect();
+        let calls = CallSeries {
+            requests: activity_labels
+                .iter()
+                .map(|a| {
+                    ResultCode::ALL
+                        .iter()
+                        .map(|c| requests.with_label_values(&[a, c.as_str()]))
+                        .collect()
+                })
+                .collect(),
+            durations: activity_labels
+                .iter()
+                .map(|a| request_duration.with_label_values(&[a]))
+                .collect(),
+        };
+
         Ok(Self {
+            calls,
             registry,
             requests,
             rejections,
@@ -157,6 +192,18 @@ impl Metrics {
             handshake_duration,
             connections_accepted,
         })
+    }
+
+    /// Counts one answered call and its duration.
+    pub fn record_call(
+        &self,
+        activity: Option<Activity>,
+        code: ResultCode,
+        elapsed: std::time::Duration,
+    ) {
+        let slot = activity.map_or(Activity::ALL.len(), Activity::index);
+        self.calls.requests[slot][code.index()].inc();
+        self.calls.durations[slot].observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

@@ -45,7 +45,10 @@ impl Gateway {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::proxy::upstream::BuildError> {
-        let replay = NonceCache::new(config.verify.replay_cache_max_entries);
+        let replay = NonceCache::new(
+            config.verify.replay_cache_max_entries,
+            metrics.replay_cache_entries.clone(),
+        );
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())?;
         Ok(Self {
             config,
@@ -90,17 +93,8 @@ impl Gateway {
         let code = response.result_code.as_str();
         let elapsed = started.elapsed();
         self.metrics
-            .requests
-            .with_label_values(&[activity, code])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[activity])
-            .observe(elapsed.as_secs_f64());
-        self.metrics
-            .replay_cache_entries
-            .set(self.replay.len() as i64);
-        let latency_ms = elapsed.as_secs_f64() * 1e3;
+            .record_call(ctx.activity, response.result_code, elapsed);
+        let latency_us = elapsed.as_micros() as u64;
         match &error {
             None => tracing::info!(
                 request_id,
@@ -108,7 +102,7 @@ impl Gateway {
                 generation = Generation::V2.name(),
                 result_code = code,
                 test_flag = ctx.test_flag,
-                latency_ms,
+                latency_us,
                 "answered"
             ),
             Some(e) => {
@@ -117,7 +111,7 @@ impl Gateway {
                     .with_label_values(&[e.reason()])
                     .inc();
                 tracing::warn!(request_id, activity, generation = Generation::V2.name(), result_code = code,
-                    test_flag = ctx.test_flag, reason = e.reason(), error = %e, latency_ms, "refused");
+                    test_flag = ctx.test_flag, reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
         signed_response(body, signature, &request_id)

@@ -20,6 +20,8 @@ pub enum ReplayError {
 #[derive(Debug, Clone)]
 pub struct NonceCache {
     inner: Arc<Mutex<Inner>>,
+    /// Mirrors the number of live entries (`koogate_replay_cache_entries`).
+    size: prometheus::IntGauge,
     max_entries: usize,
 }
 
@@ -31,9 +33,10 @@ struct Inner {
 }
 
 impl NonceCache {
-    pub fn new(max_entries: usize) -> Self {
+    pub fn new(max_entries: usize, size: prometheus::IntGauge) -> Self {
         Self {
             inner: Arc::default(),
+            size,
             max_entries,
         }
     }
@@ -45,6 +48,7 @@ impl NonceCache {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.purge(now_ms);
+        self.size.set(inner.live.len() as i64);
         if inner.live.contains(call.replay_key()) {
             return Err(ReplayError::Replayed);
         }
@@ -56,6 +60,7 @@ impl NonceCache {
         let expires = call.replay_expires_ms();
         inner.live.insert(nonce.clone());
         inner.expiries.push(Reverse((expires, nonce)));
+        self.size.set(inner.live.len() as i64);
         Ok(())
     }
 
@@ -92,6 +97,10 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_secs(60);
 
+    fn gauge() -> prometheus::IntGauge {
+        prometheus::IntGauge::new("entries", "test").unwrap()
+    }
+
     fn call(nonce: &str, ts: u64) -> Verified {
         let keys = AccessKeys::new(vec![AccessKey::new("k", "key")]).unwrap();
         let q = SignedQuery::parse(&signed_query(b"key", nonce, ts, b"{}")).unwrap();
@@ -100,7 +109,7 @@ mod tests {
 
     #[test]
     fn replayed_nonce_is_rejected() {
-        let cache = NonceCache::new(10);
+        let cache = NonceCache::new(10, gauge());
         cache.check_and_remember(&call("a", 1_000), 1_000).unwrap();
         assert_eq!(
             cache.check_and_remember(&call("a", 1_000), 1_001),
@@ -111,7 +120,7 @@ mod tests {
 
     #[test]
     fn nonce_is_remembered_until_its_timestamp_leaves_the_window() {
-        let cache = NonceCache::new(10);
+        let cache = NonceCache::new(10, gauge());
         // A call stamped 30 s in the future stays valid for 90 s from now: it must be remembered that long.
         cache.check_and_remember(&call("f", 31_000), 1_000).unwrap();
         assert_eq!(
@@ -125,7 +134,7 @@ mod tests {
 
     #[test]
     fn full_cache_fails_closed_until_entries_expire() {
-        let cache = NonceCache::new(2);
+        let cache = NonceCache::new(2, gauge());
         cache.check_and_remember(&call("a", 0), 0).unwrap();
         cache.check_and_remember(&call("b", 10), 10).unwrap();
         assert_eq!(

@@ -40,6 +40,11 @@ impl Activity {
         }
     }
 
+    /// Position in [`Activity::ALL`], for tables indexed by activity.
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|a| *a == self).unwrap_or(0)
+    }
+
     /// Looks up a canonical name (exact, case-sensitive as on the wire).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == name)

@@ -90,12 +90,11 @@ impl KooResponse {
 
 /// Parses the upstream's body into an [`UpstreamAnswer`]; it must be a JSON object.
 pub fn parse_answer(body: &[u8]) -> Result<UpstreamAnswer, AnswerError> {
-    match serde_json::from_slice(body) {
-        Ok(value @ serde_json::Value::Object(_)) => {
-            serde_json::from_value(value).map_err(|_| AnswerError::NotContractJson)
-        }
-        _ => Err(AnswerError::NotContractJson),
+    // serde would also fill the struct from a JSON array (by field position): only objects are answers.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AnswerError::NotContractJson);
     }
+    serde_json::from_slice(body).map_err(|_| AnswerError::NotContractJson)
 }
 
 /// Checks an answer against what `activity` requires and fills defaults (`000000`, the standard message).

@@ -40,6 +40,11 @@ impl ResultCode {
         ResultCode::EmailDomainInUse,
     ];
 
+    /// Position in [`ResultCode::ALL`], for tables indexed by code.
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+
     /// The six-digit wire form.
     pub const fn as_str(self) -> &'static str {
         match self {
