@@ -1,22 +1,47 @@
 //! Secrets (access keys) held in types that never print and are wiped on drop.
 
+use crate::protocol::fields::{FieldCipher, FieldKey};
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// One KooGallery access key. `Debug` shows only the configured name.
+/// One KooGallery access key (one product). `Debug` shows only the configured name.
 #[derive(Clone)]
 pub struct AccessKey {
     name: String,
     secret: Zeroizing<Vec<u8>>,
+    /// The product's sensitive-information key, derived once.
+    field_key: FieldKey,
+    /// V2 only: encrypt `appInfo.userName`/`password` in answers (V1 always does).
+    encrypt_app_info: bool,
 }
 
 impl AccessKey {
-    /// `name` is an operator label (shown in logs and errors); `secret` is the key material.
+    /// `name` is an operator label (shown in logs and errors); `secret` is the key material. Sensitive fields
+    /// use AES-256-CBC (KooGallery's default) until [`AccessKey::with_fields`] says otherwise.
     pub fn new(name: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        let secret = Zeroizing::new(secret.into());
+        let field_key = FieldKey::derive(&secret, FieldCipher::Aes256Cbc);
         Self {
             name: name.into(),
-            secret: Zeroizing::new(secret.into()),
+            secret,
+            field_key,
+            encrypt_app_info: false,
         }
+    }
+
+    /// Sets the product's sensitive-information algorithm and whether V2 answers encrypt `appInfo` credentials.
+    pub fn with_fields(mut self, cipher: FieldCipher, encrypt_app_info: bool) -> Self {
+        self.field_key = FieldKey::derive(&self.secret, cipher);
+        self.encrypt_app_info = encrypt_app_info;
+        self
+    }
+
+    pub fn field_key(&self) -> &FieldKey {
+        &self.field_key
+    }
+
+    pub fn encrypt_app_info(&self) -> bool {
+        self.encrypt_app_info
     }
 
     pub fn name(&self) -> &str {

@@ -46,6 +46,11 @@ pub struct ServerConfig {
 pub struct VerifyConfig {
     pub timestamp_window: Duration,
     pub replay_cache_max_entries: usize,
+    /// Legacy V1 calls (`GET` with `authToken`).
+    pub v1_enabled: bool,
+    pub v1_timestamp_window: Duration,
+    /// The "V1 POST" variant: V1 fields in a JSON body, `authToken` in a header.
+    pub v1_post: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -25,6 +25,10 @@ pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 1_024;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+/// No clock-skew rule is documented for V1; a day is generous and still bounds the replay cache.
+pub const DEFAULT_V1_TIMESTAMP_WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// KooGallery's default "sensitive information encryption algorithm" (encryptType 1).
+pub const DEFAULT_FIELD_CIPHER: &str = "aes-256-cbc";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +41,8 @@ pub struct RawConfig {
     pub verify: RawVerify,
     #[serde(default)]
     pub access_keys: Vec<RawAccessKey>,
+    #[serde(default)]
+    pub v1: RawV1,
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
@@ -107,6 +113,31 @@ pub struct RawAccessKey {
     pub name: String,
     pub env: Option<String>,
     pub file: Option<PathBuf>,
+    #[serde(default = "d_field_cipher")]
+    pub field_cipher: String,
+    #[serde(default)]
+    pub encrypt_app_info: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawV1 {
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    #[serde(default = "d_v1_window")]
+    pub timestamp_window_ms: u64,
+    #[serde(default)]
+    pub post: bool,
+}
+
+impl Default for RawV1 {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timestamp_window_ms: d_v1_window(),
+            post: false,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +175,15 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
+fn d_true() -> bool {
+    true
+}
+fn d_v1_window() -> u64 {
+    DEFAULT_V1_TIMESTAMP_WINDOW_MS
+}
+fn d_field_cipher() -> String {
+    DEFAULT_FIELD_CIPHER.to_owned()
+}
 fn d_handshake() -> u64 {
     DEFAULT_HANDSHAKE_TIMEOUT_MS
 }

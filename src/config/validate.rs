@@ -1,6 +1,7 @@
 //! Validation of the raw TOML structs into a [`Config`], collecting every problem with its key path.
 
 use super::*;
+use crate::protocol::fields::FieldCipher;
 use crate::secret::AccessKey;
 
 pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
@@ -68,6 +69,14 @@ impl Validator<'_> {
                 1_000,
                 3_600_000,
             ),
+            v1_enabled: raw.v1.enabled,
+            v1_timestamp_window: self.duration(
+                "v1.timestamp_window_ms",
+                raw.v1.timestamp_window_ms,
+                1_000,
+                7 * 86_400_000,
+            ),
+            v1_post: raw.v1.post,
             replay_cache_max_entries: self.count(
                 "verify.replay_cache_max_entries",
                 raw.verify.replay_cache_max_entries,
@@ -175,7 +184,21 @@ impl Validator<'_> {
             };
             match secret {
                 Some(s) if s.is_empty() => self.issues.push(issue(path, "the access key is empty")),
-                Some(s) => keys.push(AccessKey::new(k.name.clone(), s)),
+                Some(s) => {
+                    let cipher = FieldCipher::from_name(&k.field_cipher).unwrap_or_else(|| {
+                        self.issues.push(issue(
+                            format!("{path}.field_cipher"),
+                            format!(
+                                "`{}` is not aes-256-cbc, aes-128-cbc or aes-256-gcm",
+                                k.field_cipher
+                            ),
+                        ));
+                        FieldCipher::Aes256Cbc
+                    });
+                    keys.push(
+                        AccessKey::new(k.name.clone(), s).with_fields(cipher, k.encrypt_app_info),
+                    );
+                }
                 None => {}
             }
         }

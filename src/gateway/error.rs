@@ -70,8 +70,10 @@ impl GatewayError {
                 ParamError::MissingActivity | ParamError::UnknownActivity => "unknown_activity",
                 ParamError::MissingField(_) => "missing_field",
                 ParamError::InvalidField(_) => "invalid_field",
+                ParamError::Undecryptable { .. } => "field_decrypt_failed",
             },
             GatewayError::Upstream(e) => e.reason(),
+            GatewayError::Answer(AnswerError::EncryptedTooLong(_)) => "encrypted_field_too_long",
             GatewayError::Answer(_) => "upstream_invalid_answer",
         }
     }
@@ -86,6 +88,9 @@ impl GatewayError {
             }
             GatewayError::Params(ParamError::InvalidField(f)) => {
                 format!("{}: invalid {f}", code.default_message())
+            }
+            GatewayError::Params(ParamError::Undecryptable { field, .. }) => {
+                format!("{}: cannot decrypt {field}", code.default_message())
             }
             GatewayError::Params(ParamError::UnknownActivity | ParamError::MissingActivity) => {
                 format!("{}: unsupported activity", code.default_message())

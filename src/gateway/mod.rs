@@ -1,22 +1,21 @@
 //! The request path. [`Gateway::handle`] (outer) times the call, records metrics, logs once and turns any error
 //! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
 
+mod auth;
 pub mod error;
 pub mod replay;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::protocol::request::parse_v2;
+use crate::protocol::request;
 use crate::protocol::response::{build_response, parse_answer, KooResponse};
-use crate::protocol::v2::{self, SignedQuery};
 use crate::protocol::{body_sign, Activity, Generation};
-use crate::proxy::body::read_bounded;
 use crate::proxy::upstream::{Upstreams, REQUEST_ID_HEADER};
 use crate::secret::KeyIndex;
 use bytes::Bytes;
 use error::GatewayError;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use replay::NonceCache;
@@ -35,6 +34,7 @@ pub struct Gateway {
 /// What is known about a call so far; the outer handler uses it to sign, label and log the answer.
 struct CallContext {
     key: KeyIndex,
+    generation: Generation,
     activity: Option<Activity>,
     test_flag: bool,
 }
@@ -71,6 +71,7 @@ impl Gateway {
         let _in_flight = scopeguard(&self.metrics.in_flight);
         let mut ctx = CallContext {
             key: self.config.keys.primary(),
+            generation: Generation::V2,
             activity: None,
             test_flag: false,
         };
@@ -99,7 +100,7 @@ impl Gateway {
             None => tracing::info!(
                 request_id,
                 activity,
-                generation = Generation::V2.name(),
+                generation = ctx.generation.name(),
                 result_code = code,
                 test_flag = ctx.test_flag,
                 latency_us,
@@ -110,7 +111,7 @@ impl Gateway {
                     .rejections
                     .with_label_values(&[e.reason()])
                     .inc();
-                tracing::warn!(request_id, activity, generation = Generation::V2.name(), result_code = code,
+                tracing::warn!(request_id, activity, generation = ctx.generation.name(), result_code = code,
                     test_flag = ctx.test_flag, reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
@@ -125,49 +126,32 @@ impl Gateway {
         started: Instant,
         ctx: &mut CallContext,
     ) -> Result<KooResponse, GatewayError> {
-        let limits = &self.config.server;
-        if request.method() != Method::POST {
-            return Err(GatewayError::MethodNotAllowed);
-        }
-        let query = SignedQuery::parse(request.uri().query().unwrap_or(""))?;
-        let content_length = content_length(&request);
-        let body = read_bounded(
-            request.into_body(),
-            content_length,
-            limits.max_body_bytes,
-            limits.body_read_timeout,
-        )
-        .await?;
-        let now_ms = self.clock.now_ms();
-        let verified = v2::verify(
-            &self.config.keys,
-            query,
-            body,
-            now_ms,
-            self.config.verify.timestamp_window,
-        )?;
+        let generation = self
+            .generation_of(&request)
+            .ok_or(GatewayError::MethodNotAllowed)?;
+        ctx.generation = generation;
+        let verified = self.authenticate(request, generation).await?;
         ctx.key = verified.key();
-        self.replay.check_and_remember(&verified, now_ms)?;
-        let call = parse_v2(&verified)?;
+        self.replay
+            .check_and_remember(&verified, self.clock.now_ms())?;
+        let call = request::parse(&verified)?;
         ctx.activity = Some(call.activity);
-        let normalised = call.normalise(request_id.to_owned())?;
+        let key = self.config.keys.get(verified.key());
+        let normalised = call.normalise(request_id.to_owned(), key.field_key())?;
         ctx.test_flag = normalised.test_flag;
         let answer = self
             .upstreams
             .forward(&normalised, started + self.config.upstream.deadline)
             .await?;
-        Ok(build_response(normalised.activity, parse_answer(&answer)?)?)
+        let encrypt =
+            (generation == Generation::V1 || key.encrypt_app_info()).then(|| key.field_key());
+        Ok(build_response(
+            normalised.activity,
+            generation,
+            parse_answer(&answer)?,
+            encrypt,
+        )?)
     }
-}
-
-fn content_length(request: &Request<Incoming>) -> Option<u64> {
-    request
-        .headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 fn signed_response(body: Vec<u8>, signature: String, request_id: &str) -> Response<Full<Bytes>> {

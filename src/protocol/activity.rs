@@ -13,11 +13,13 @@ pub enum Activity {
     ReleaseInstance,
     UpgradeInstance,
     OrderNotify,
+    /// V1 only: the subscription expired. V2 expresses this as `updateInstanceStatus` with `FREEZE`.
+    ExpireInstance,
 }
 
 impl Activity {
     /// Every activity, in protocol-table order.
-    pub const ALL: [Activity; 7] = [
+    pub const ALL: [Activity; 8] = [
         Activity::NewInstance,
         Activity::QueryInstance,
         Activity::RefreshInstance,
@@ -25,6 +27,7 @@ impl Activity {
         Activity::ReleaseInstance,
         Activity::UpgradeInstance,
         Activity::OrderNotify,
+        Activity::ExpireInstance,
     ];
 
     /// The canonical name, used in the upstream contract, in route configuration and as a metric label.
@@ -37,6 +40,7 @@ impl Activity {
             Activity::ReleaseInstance => "releaseInstance",
             Activity::UpgradeInstance => "upgradeInstance",
             Activity::OrderNotify => "orderNotify",
+            Activity::ExpireInstance => "expireInstance",
         }
     }
 
@@ -50,9 +54,23 @@ impl Activity {
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// The activity carried by a V2 `activity` field.
+    /// The activity carried by a V2 `activity` field (`expireInstance` is V1 only).
     pub fn from_v2(name: &str) -> Option<Self> {
-        Self::from_name(name)
+        Self::from_name(name).filter(|a| *a != Activity::ExpireInstance)
+    }
+
+    /// The activity carried by a V1 `activity` parameter; V1 names map onto the canonical ones.
+    pub fn from_v1(name: &str) -> Option<Self> {
+        match name {
+            "newInstance" => Some(Activity::NewInstance),
+            "refreshInstance" => Some(Activity::RefreshInstance),
+            "expireInstance" => Some(Activity::ExpireInstance),
+            "releaseInstance" => Some(Activity::ReleaseInstance),
+            "upgrade" => Some(Activity::UpgradeInstance),
+            "instanceStatus" => Some(Activity::UpdateInstanceStatus),
+            "queryInstance" => Some(Activity::QueryInstance),
+            _ => None,
+        }
     }
 }
 
@@ -95,6 +113,25 @@ mod tests {
         for a in Activity::ALL {
             assert_eq!(Activity::from_name(a.name()), Some(a));
         }
+    }
+
+    #[test]
+    fn v1_names_map_onto_canonical_ones() {
+        assert_eq!(
+            Activity::from_v1("upgrade"),
+            Some(Activity::UpgradeInstance)
+        );
+        assert_eq!(
+            Activity::from_v1("instanceStatus"),
+            Some(Activity::UpdateInstanceStatus)
+        );
+        assert_eq!(
+            Activity::from_v1("expireInstance"),
+            Some(Activity::ExpireInstance)
+        );
+        assert_eq!(Activity::from_v1("upgradeInstance"), None);
+        assert_eq!(Activity::from_v1("orderNotify"), None);
+        assert_eq!(Activity::from_v2("expireInstance"), None);
     }
 
     #[test]

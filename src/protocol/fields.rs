@@ -111,6 +111,7 @@ pub fn sha1prng(seed: &[u8], n: usize) -> Zeroizing<Vec<u8>> {
 }
 
 /// An AES key derived from an access key for one cipher; the pairing makes a key-size mismatch impossible.
+#[derive(Clone)]
 pub struct FieldKey {
     cipher: FieldCipher,
     key: Zeroizing<Vec<u8>>,

@@ -55,7 +55,16 @@ impl V1Query {
             }
             params.push((name, value));
         }
-        let token_text = token.ok_or(AuthError::MissingParameter("authToken"))?;
+        Self::from_params(
+            params,
+            token.ok_or(AuthError::MissingParameter("authToken"))?,
+        )
+    }
+
+    fn from_params(
+        mut params: Vec<(String, String)>,
+        token_text: String,
+    ) -> Result<Self, AuthError> {
         let mut auth_token = [0u8; 32];
         let decoded = STANDARD
             .decode(token_text.as_bytes())
@@ -79,6 +88,28 @@ impl V1Query {
             time_stamp,
             timestamp_ms,
         })
+    }
+
+    /// The "V1 POST" variant: the same fields as a JSON object body, `authToken` from a header; fields with blank
+    /// values are left out of the signed message. Numbers and booleans are signed as their JSON text.
+    pub fn from_post(body: &[u8], auth_token: &str) -> Result<Self, AuthError> {
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).map_err(|_| AuthError::MalformedParameter("body"))?;
+        let mut query = Vec::with_capacity(fields.len() + 1);
+        for (name, value) in &fields {
+            let value = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => continue,
+                other @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                    other.to_string()
+                }
+                _ => return Err(AuthError::MalformedParameter("body")),
+            };
+            if !value.is_empty() && name != "authToken" {
+                query.push((name.clone(), value));
+            }
+        }
+        Self::from_params(query, auth_token.to_owned())
     }
 
     /// The signed message: `name=value` pairs joined with `&`, values raw UTF-8.

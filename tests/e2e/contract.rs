@@ -1,18 +1,30 @@
 //! The documented upstream contract (`docs/`) is what the gateway really sends and accepts: every example
-//! validates against its schema, and every KooGallery example body sent through the gateway arrives at the
-//! upstream exactly as the documented request example (apart from the request id).
+//! validates against its schema, and every KooGallery example call (V2 flat, V2 EU nested, V1) sent through the
+//! gateway arrives at the upstream exactly as the documented request example.
+//!
+//! `KOOGATE_BLESS=1 cargo test --test e2e contract` rewrites the request examples from the gateway's real output
+//! (review the diff before committing).
 
 use crate::support::*;
 use koogate::protocol::Activity;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+const EXAMPLE_REQUEST_ID: &str = "c41d7e2a9b0f4c8e8d3a6b1f2e5c7d90";
+
+fn docs_path(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(path)
+}
+
+fn read(file: &Path) -> Value {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
 
 fn docs(path: &str) -> Value {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("docs")
-        .join(path);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    read(&docs_path(path))
 }
 
 fn validator(schema: &str) -> jsonschema::Validator {
@@ -33,74 +45,134 @@ fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str)
     );
 }
 
+/// `(generation, stem)` of every KooGallery example call.
+fn example_calls() -> Vec<(String, String)> {
+    let mut calls = Vec::new();
+    for generation in ["v1", "v2"] {
+        let dir = docs_path(&format!("examples/koogallery/{generation}"));
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            calls.push((
+                generation.to_owned(),
+                name.trim_end_matches(".json").to_owned(),
+            ));
+        }
+    }
+    calls.sort();
+    assert!(
+        calls.len() >= 15,
+        "V1 and V2 examples for every activity: {calls:?}"
+    );
+    calls
+}
+
 #[test]
 fn every_documented_example_matches_its_schema() {
     let requests = validator("schema/upstream-request.schema.json");
     let answers = validator("schema/upstream-answer.schema.json");
+    for (generation, stem) in example_calls() {
+        let file = format!("examples/request/{generation}/{stem}.json");
+        let request = docs(&file);
+        assert_valid(&requests, &request, &file);
+        assert_eq!(request["generation"], generation.as_str(), "{file}");
+    }
     for activity in Activity::ALL {
-        let name = activity.name();
-        let request = docs(&format!("examples/request/{name}.json"));
-        assert_valid(
-            &requests,
-            &request,
-            &format!("examples/request/{name}.json"),
-        );
-        assert_eq!(request["activity"], name);
-        assert_eq!(
-            request["raw"],
-            docs(&format!("examples/koogallery/{name}.json")),
-            "{name}: raw is the KooGallery body"
-        );
-        assert_valid(
-            &answers,
-            &docs(&format!("examples/answer/{name}.json")),
-            &format!("examples/answer/{name}.json"),
-        );
+        let file = format!("examples/answer/{}.json", activity.name());
+        assert_valid(&answers, &docs(&file), &file);
     }
 }
 
 #[test]
 fn the_request_schema_catches_drift() {
     let requests = validator("schema/upstream-request.schema.json");
-    let mut example = docs("examples/request/newInstance.json");
+    let mut example = docs("examples/request/v2/newInstance.json");
     example["somethingNew"] = Value::Bool(true);
     assert!(
         !requests.is_valid(&example),
         "unknown top-level fields are refused"
     );
-    let mut example = docs("examples/request/queryInstance.json");
+    let mut example = docs("examples/request/v2/queryInstance.json");
     example.as_object_mut().unwrap().remove("instanceIds");
     assert!(
         !requests.is_valid(&example),
         "an activity's required fields are enforced"
     );
+    let mut example = docs("examples/request/v1/newInstance.json");
+    example["buyer"]["phone"] = Value::from("x");
+    assert!(!requests.is_valid(&example), "buyer fields are closed");
 }
 
 #[tokio::test]
 async fn what_the_gateway_sends_is_the_documented_request_and_validates() {
+    let bless = std::env::var_os("KOOGATE_BLESS").is_some();
     let requests = validator("schema/upstream-request.schema.json");
     let upstream = Upstream::start(Behaviour::App).await;
     let gateway = TestGateway::start(&upstream).await;
-    for activity in Activity::ALL {
-        let name = activity.name();
-        let answer = docs(&format!("examples/answer/{name}.json"));
-        upstream.set(Behaviour::Answer(200, answer.to_string()));
-        let body = docs(&format!("examples/koogallery/{name}.json"));
-        let reply = gateway.client().send(&Call::json(&body)).await;
-        reply.assert_code(answer["resultCode"].as_str().unwrap_or("000000"));
+    for (generation, stem) in example_calls() {
+        let input = docs(&format!("examples/koogallery/{generation}/{stem}.json"));
+        let call = if generation == "v1" {
+            let params: Vec<(&str, &str)> = input
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(name, _)| *name != "timeStamp")
+                .map(|(name, value)| (name.as_str(), value.as_str().unwrap()))
+                .collect();
+            Call::v1(&params)
+        } else {
+            Call::json(&input)
+        };
+        let before = upstream.count();
+        let reply = gateway.client().send(&call).await;
+        assert_eq!(
+            upstream.count(),
+            before + 1,
+            "{generation}/{stem} reached the upstream: {:?}",
+            reply.body
+        );
 
         let mut sent = upstream.last().json();
-        assert_valid(
-            &requests,
-            &sent,
-            &format!("what the gateway sent for {name}"),
-        );
-        let mut documented = docs(&format!("examples/request/{name}.json"));
-        sent["requestId"] = Value::Null;
-        documented["requestId"] = Value::Null;
-        assert_eq!(
-            sent, documented,
-            "{name}: the gateway's output differs from docs/examples/request/{name}.json"
-        );
+        let what = format!("what the gateway sent for {generation}/{stem}");
+        assert_valid(&requests, &sent, &what);
+        // Two values depend on the moment: the request id, and V1's signed timeStamp (kept in `raw`).
+        sent["requestId"] = Value::from(EXAMPLE_REQUEST_ID);
+        if generation == "v1" {
+            sent["raw"]["timeStamp"] = input["timeStamp"].clone();
+        }
+        let file = docs_path(&format!("examples/request/{generation}/{stem}.json"));
+        if bless {
+            std::fs::write(&file, serde_json::to_string_pretty(&sent).unwrap() + "\n").unwrap();
+        }
+        assert_eq!(sent, read(&file), "{what} differs from {}", file.display());
+
+        // The documented answer for this activity is accepted and turned into a signed success.
+        let activity = sent["activity"].as_str().unwrap().to_owned();
+        upstream.set(Behaviour::Answer(
+            200,
+            docs(&format!("examples/answer/{activity}.json")).to_string(),
+        ));
+        gateway
+            .client()
+            .send(&call_again(&call, &input, &generation))
+            .await
+            .assert_code("000000");
+        upstream.set(Behaviour::App);
+    }
+}
+
+/// The same example call with a fresh nonce (V2) or time stamp (V1), so it is not a replay.
+fn call_again(call: &Call, input: &Value, generation: &str) -> Call {
+    if generation == "v1" {
+        let params: Vec<(&str, &str)> = input
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| *name != "timeStamp")
+            .map(|(name, value)| (name.as_str(), value.as_str().unwrap()))
+            .collect();
+        let later = crate::support::client::v1_time_stamp(crate::support::client::now_ms() + 1);
+        Call::v1_at(&params, &later)
+    } else {
+        Call::new(call.body.clone())
     }
 }

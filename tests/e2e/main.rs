@@ -9,3 +9,4 @@ mod hostile;
 mod lifecycle;
 mod tls;
 mod upstream_failures;
+mod v1;

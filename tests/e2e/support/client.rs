@@ -72,6 +72,38 @@ impl Call {
         Self::new(value.to_string())
     }
 
+    /// A V1 call: `GET` with the parameters (plus `timeStamp`, now) signed into `authToken` as KooGallery does,
+    /// computed with `ring`. Values are percent-encoded except that base64 `+`, `/`, `=` are left raw, as
+    /// KooGallery sends them.
+    pub fn v1(params: &[(&str, &str)]) -> Self {
+        Self::v1_at(params, &v1_time_stamp(now_ms()))
+    }
+
+    pub fn v1_at(params: &[(&str, &str)], time_stamp: &str) -> Self {
+        let mut sorted: Vec<(String, String)> = params
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .chain([("timeStamp".to_string(), time_stamp.to_string())])
+            .collect();
+        sorted.sort();
+        let message: Vec<String> = sorted.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let token = STANDARD.encode(hmac_sha256(
+            format!("{}{time_stamp}", super::KEY).as_bytes(),
+            message.join("&").as_bytes(),
+        ));
+        let query: Vec<String> = sorted
+            .iter()
+            .map(|(n, v)| format!("{n}={}", v1_encode(v)))
+            .chain([format!("authToken={}", v1_encode(&token))])
+            .collect();
+        let mut call = Self::new(Vec::new());
+        call.method = "GET";
+        call.nonce = token;
+        call.query = Some(query.join("&"));
+        call.headers.clear();
+        call
+    }
+
     pub fn signed_query(&self) -> String {
         let sig = sign_v2(&self.key, &self.nonce, &self.timestamp, &self.body);
         format!(
@@ -87,6 +119,33 @@ impl Call {
             self.query.clone().unwrap_or_else(|| self.signed_query())
         )
     }
+}
+
+/// `yyyyMMddHHmmssSSS` in UTC.
+pub fn v1_time_stamp(ms: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}{:03}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// Percent-encodes a V1 value but leaves base64's `+`, `/` and `=` raw (KooGallery's habit).
+fn v1_encode(value: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'+')
+        .remove(b'/')
+        .remove(b'=')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+    percent_encoding::utf8_percent_encode(value, KEEP).to_string()
 }
 
 /// An answer as it crossed the wire.

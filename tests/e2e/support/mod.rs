@@ -63,6 +63,8 @@ pub struct Options {
     pub server_toml: String,
     /// Extra keys for the `[verify]` table.
     pub verify_toml: String,
+    /// Keys for the `[v1]` table.
+    pub v1_toml: String,
     pub keys: Vec<(&'static str, &'static str)>,
     pub deadline_ms: u64,
     pub plain_http: bool,
@@ -75,6 +77,7 @@ impl Options {
             extra_toml: String::new(),
             server_toml: String::new(),
             verify_toml: String::new(),
+            v1_toml: String::new(),
             keys: vec![("primary", KEY)],
             deadline_ms: 1_500,
             plain_http: false,
@@ -122,6 +125,9 @@ listen = "127.0.0.1:0"
 [verify]
 {verify}
 
+[v1]
+{v1}
+
 {keys}
 [upstream]
 deadline_ms = {deadline}
@@ -133,6 +139,7 @@ url = "{url}"
 "#,
             server = options.server_toml,
             verify = options.verify_toml,
+            v1 = options.v1_toml,
             plain = if options.plain_http {
                 "[plain_http]\nlisten = \"127.0.0.1:0\"\n"
             } else {

@@ -179,7 +179,8 @@ async fn answer(
 fn app_answer(call: &Value) -> Value {
     match call["activity"].as_str() {
         Some("newInstance") => {
-            serde_json::json!({"instanceId": format!("inst-{}", call["orderId"].as_str().unwrap())})
+            serde_json::json!({"instanceId": format!("inst-{}", call["orderId"].as_str().unwrap()),
+                "appInfo": {"frontEndUrl": "https://app.example/", "userName": "admin", "password": "secret-pw"}})
         }
         Some("queryInstance") => {
             serde_json::json!({"info": call["instanceIds"].as_array().unwrap().iter()

@@ -1,0 +1,318 @@
+//! Field-by-field normalisation shared by V1, V2 flat and V2 EU nested calls.
+
+use super::fields::Fields;
+use super::*;
+use base64::{engine::general_purpose::STANDARD, Engine};
+
+/// Most extension parameters accepted (the console offers three).
+const MAX_EXTEND_PARAMS: usize = 32;
+
+/// Fields each activity must carry, by generation (protocol sections 2.1 and 3). V1 debugging calls omit fields
+/// documented as mandatory, so V1 requires only what identifies the target.
+fn mandatory(generation: Generation, activity: Activity) -> &'static [&'static str] {
+    match (generation, activity) {
+        (Generation::V2, Activity::NewInstance) => &["businessId", "orderId", "orderLineId"],
+        (Generation::V2, Activity::RefreshInstance) => &[
+            "scene",
+            "orderId",
+            "orderLineId",
+            "instanceId",
+            "expireTime",
+        ],
+        (Generation::V2, Activity::UpdateInstanceStatus) => &["instanceId", "status"],
+        (Generation::V2, Activity::UpgradeInstance) => &["instanceId", "orderId", "orderLineId"],
+        (Generation::V2, Activity::OrderNotify) => &["orderId", "orderLineId"],
+        (Generation::V1, Activity::NewInstance) => &["orderId"],
+        (Generation::V1, Activity::UpdateInstanceStatus) => &["instanceId", "instanceStatus"],
+        (Generation::V1, Activity::OrderNotify) => &[],
+        (_, Activity::QueryInstance | Activity::ReleaseInstance | Activity::ExpireInstance) => {
+            &["instanceId"]
+        }
+        (Generation::V1, Activity::RefreshInstance | Activity::UpgradeInstance) => &["instanceId"],
+    }
+}
+
+pub(super) fn normalise(
+    call: Call,
+    request_id: String,
+    key: &FieldKey,
+) -> Result<UpstreamRequest, ParamError> {
+    let Call {
+        activity,
+        generation,
+        raw,
+    } = call;
+    let f = Fields(&raw);
+    let nested = generation == Generation::V2
+        && activity == Activity::NewInstance
+        && f.contains("orderInfo");
+    if nested {
+        let mut request = nested_new_instance(f, request_id, key)?;
+        request.raw = raw;
+        return Ok(request);
+    }
+    for field in mandatory(generation, activity) {
+        f.required(field)?;
+    }
+    let mut request = UpstreamRequest {
+        contract_version: CONTRACT_VERSION,
+        request_id,
+        activity,
+        generation,
+        test_flag: f.flag("testFlag")?.unwrap_or(false),
+        business_id: f.string("businessId")?,
+        order_id: f.string("orderId")?,
+        order_line_id: f.string("orderLineId")?,
+        instance_id: None,
+        instance_ids: None,
+        product_id: f.string("productId")?,
+        sku_code: f.string("skuCode")?,
+        scene: None,
+        trial_to_formal: None,
+        status: None,
+        terms: terms(f)?,
+        amount: f.integer("amount")?,
+        disk_size: f.integer("diskSize")?,
+        band_width: f.integer("bandWidth")?,
+        buyer: buyer(f, key)?,
+        extend_params: match generation {
+            Generation::V1 => v1_extend_params(f)?,
+            Generation::V2 => None,
+        },
+        orders: None,
+        raw: Map::new(),
+    };
+    match activity {
+        Activity::QueryInstance => request.instance_ids = Some(split_instance_ids(f)?),
+        _ => request.instance_id = f.string("instanceId")?,
+    }
+    match (generation, activity) {
+        (Generation::V2, Activity::RefreshInstance) => {
+            request.scene = f.string("scene")?;
+            if request.terms.expire_time.is_none() {
+                return Err(ParamError::InvalidField("expireTime"));
+            }
+        }
+        (Generation::V1, Activity::RefreshInstance) => {
+            let trial_to_formal = f.flag("trialToFormal")?;
+            request.trial_to_formal = trial_to_formal;
+            request.scene = Some(
+                if trial_to_formal == Some(true) {
+                    "TRIAL_TO_FORMAL"
+                } else {
+                    "RENEWAL"
+                }
+                .into(),
+            );
+        }
+        (Generation::V2, Activity::UpdateInstanceStatus) => {
+            request.status = Some(status(
+                f.text("status")?,
+                &["FREEZE", "UNFREEZE"],
+                "status",
+            )?);
+        }
+        (Generation::V1, Activity::UpdateInstanceStatus) => {
+            let status = status(
+                f.text("instanceStatus")?,
+                &["FREEZE", "NORMAL"],
+                "instanceStatus",
+            )?;
+            request.status = Some(if status == "NORMAL" {
+                "UNFREEZE".into()
+            } else {
+                status
+            });
+        }
+        _ => {}
+    }
+    request.raw = raw;
+    Ok(request)
+}
+
+fn status(value: Option<&str>, allowed: &[&str], name: &'static str) -> Result<String, ParamError> {
+    value
+        .filter(|v| allowed.contains(v))
+        .map(str::to_owned)
+        .ok_or(ParamError::InvalidField(name))
+}
+
+fn terms(f: Fields<'_>) -> Result<OrderTerms, ParamError> {
+    Ok(OrderTerms {
+        trial_flag: f.flag("trialFlag")?,
+        charging_mode: f.text("chargingMode")?.map(charging_mode),
+        period_type: f.string("periodType")?,
+        period_number: f.integer("periodNumber")?,
+        order_amount: f.number("orderAmount")?,
+        provision_type: f.integer("provisionType")?,
+        create_time: f.time("createTime"),
+        expire_time: f.time("expireTime"),
+    })
+}
+
+/// V1 sends numeric codes; V2 sends names. Unknown values pass through as sent.
+fn charging_mode(value: &str) -> String {
+    match value {
+        "0" => "ON_DEMAND",
+        "1" => "PERIOD",
+        "3" => "ONE_TIME",
+        "5" => "PACKAGE",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// Buyer fields, with `mobilePhone` and `email` decrypted; `None` when KooGallery sent none.
+fn buyer(f: Fields<'_>, key: &FieldKey) -> Result<Option<Buyer>, ParamError> {
+    let decrypt = |name: &'static str| -> Result<Option<Plaintext>, ParamError> {
+        match f.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => {
+                key.decrypt(s)
+                    .map(|p| Some(Plaintext(p)))
+                    .map_err(|source| ParamError::Undecryptable {
+                        field: name,
+                        source,
+                    })
+            }
+            Some(_) => Err(ParamError::InvalidField(name)),
+        }
+    };
+    let buyer = Buyer {
+        customer_id: f.string("customerId")?,
+        customer_name: f.string("customerName")?,
+        user_id: f.string("userId")?,
+        user_name: f.string("userName")?,
+        mobile_phone: decrypt("mobilePhone")?,
+        email: decrypt("email")?,
+    };
+    Ok((buyer != Buyer::default()).then_some(buyer))
+}
+
+fn split_instance_ids(f: Fields<'_>) -> Result<Vec<String>, ParamError> {
+    let list = f
+        .text("instanceId")?
+        .ok_or(ParamError::MissingField("instanceId"))?;
+    let ids: Vec<String> = list.split(',').map(str::trim).map(str::to_owned).collect();
+    if ids.len() > MAX_QUERY_IDS || ids.iter().any(String::is_empty) {
+        return Err(ParamError::InvalidField("instanceId"));
+    }
+    Ok(ids)
+}
+
+/// V1 `saasExtendParams`: base64 of a JSON array of `{name, value}`.
+fn v1_extend_params(f: Fields<'_>) -> Result<Option<Vec<ExtendParam>>, ParamError> {
+    const NAME: &str = "saasExtendParams";
+    let Some(encoded) = f.text(NAME)? else {
+        return Ok(None);
+    };
+    let bytes = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ParamError::InvalidField(NAME))?;
+    let list: Value = serde_json::from_slice(&bytes).map_err(|_| ParamError::InvalidField(NAME))?;
+    extend_params(&list, NAME).map(Some)
+}
+
+/// A JSON array of `{name, value}`; values that are numbers or booleans are kept as their JSON text.
+fn extend_params(list: &Value, field: &'static str) -> Result<Vec<ExtendParam>, ParamError> {
+    let items = list.as_array().ok_or(ParamError::InvalidField(field))?;
+    if items.len() > MAX_EXTEND_PARAMS {
+        return Err(ParamError::InvalidField(field));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let name = item
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or(ParamError::InvalidField(field))?;
+            let value = match item.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                None | Some(Value::Null) => String::new(),
+                Some(_) => return Err(ParamError::InvalidField(field)),
+            };
+            Ok(ExtendParam {
+                name: name.to_owned(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// EU nested `newInstance` (protocol section 2.2): `buyerInfo`, `orderInfo[]` with `productInfo[]`.
+fn nested_new_instance(
+    f: Fields<'_>,
+    request_id: String,
+    key: &FieldKey,
+) -> Result<UpstreamRequest, ParamError> {
+    let lines = f.objects("orderInfo")?.unwrap_or_default();
+    let orders = lines
+        .iter()
+        .map(|line| order_line(*line))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = orders
+        .first()
+        .ok_or(ParamError::MissingField("orderInfo"))?;
+    if first.order_id.is_none() {
+        return Err(ParamError::MissingField("orderId"));
+    }
+    let product = first.products.first();
+    let buyer = match f.object("buyerInfo")? {
+        Some(info) => buyer(info, key)?,
+        None => None,
+    };
+    Ok(UpstreamRequest {
+        contract_version: CONTRACT_VERSION,
+        request_id,
+        activity: Activity::NewInstance,
+        generation: Generation::V2,
+        test_flag: f.flag("testFlag")?.unwrap_or(false),
+        business_id: first.business_id.clone(),
+        order_id: first.order_id.clone(),
+        order_line_id: first.order_line_id.clone(),
+        instance_id: None,
+        instance_ids: None,
+        product_id: product.and_then(|p| p.product_id.clone()),
+        sku_code: product.and_then(|p| p.sku_code.clone()),
+        scene: None,
+        trial_to_formal: None,
+        status: None,
+        terms: first.terms.clone(),
+        amount: None,
+        disk_size: None,
+        band_width: None,
+        buyer,
+        extend_params: first.extend_params.clone(),
+        orders: Some(orders),
+        raw: Map::new(),
+    })
+}
+
+fn order_line(f: Fields<'_>) -> Result<OrderLine, ParamError> {
+    let products = f
+        .objects("productInfo")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            Ok(Product {
+                sku_code: p.string("skuCode")?,
+                product_id: p.string("productId")?,
+                linear_value: p.number("linearValue")?,
+            })
+        })
+        .collect::<Result<Vec<_>, ParamError>>()?;
+    let extend = match f.0.get("extendParams") {
+        None | Some(Value::Null) => None,
+        Some(list) => Some(extend_params(list, "extendParams")?),
+    };
+    Ok(OrderLine {
+        business_id: f.string("businessId")?,
+        order_id: f.string("orderId")?,
+        order_line_id: f.string("orderLineId")?,
+        terms: terms(f)?,
+        products,
+        extend_params: extend,
+    })
+}
