@@ -162,3 +162,23 @@ fn an_activity_can_be_routed_to_its_own_upstream() {
         "app"
     );
 }
+
+#[test]
+fn v1_and_field_settings_have_documented_defaults_and_are_checked() {
+    let config = Config::from_toml(EXAMPLE, Path::new("."), &env_with_key).unwrap();
+    assert!(config.verify.v1_enabled && !config.verify.v1_post);
+    assert_eq!(
+        config.verify.v1_timestamp_window,
+        Duration::from_millis(DEFAULT_V1_TIMESTAMP_WINDOW_MS)
+    );
+    let (_, key) = config.keys.iter().next().unwrap();
+    assert_eq!(
+        key.field_key().cipher(),
+        crate::protocol::fields::FieldCipher::Aes256Cbc
+    );
+    assert!(!key.encrypt_app_info());
+
+    let text = EXAMPLE.replace("field_cipher = \"aes-256-cbc\"", "field_cipher = \"des\"");
+    let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "access_keys[0].field_cipher");
+}
