@@ -308,3 +308,88 @@ async fn the_v1_post_variant_works_only_when_enabled() {
     gateway.client().send(&post).await.assert_code("000000");
     assert_eq!(upstream.last().json()["generation"], "v1");
 }
+
+#[tokio::test]
+async fn a_product_using_aes_256_gcm_gets_its_fields_decrypted_and_encrypted_with_it() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.key_toml = "field_cipher = \"aes-256-gcm\"".into();
+    let gateway = TestGateway::start_with(options).await;
+    let k = key(FieldCipher::Aes256Gcm);
+    let email = k.encrypt("gcm@example.com");
+    let reply = gateway
+        .client()
+        .send(&Call::v1(&[
+            ("activity", "newInstance"),
+            ("orderId", "o"),
+            ("email", &email),
+        ]))
+        .await;
+    reply.assert_code("000000");
+    assert_eq!(upstream.last().json()["buyer"]["email"], "gcm@example.com");
+    let answer = reply.json();
+    assert_eq!(answer["encryptType"], "3");
+    assert_eq!(
+        k.decrypt(answer["appInfo"]["password"].as_str().unwrap())
+            .unwrap()
+            .as_str(),
+        "secret-pw"
+    );
+
+    // A CBC field sent to a GCM product fails authentication of the field: refused, not forwarded.
+    let cbc = key(FieldCipher::Aes256Cbc).encrypt("x@example.com");
+    let before = upstream.count();
+    let reply = gateway
+        .client()
+        .send(&Call::v1(&[
+            ("activity", "newInstance"),
+            ("orderId", "o"),
+            ("email", &cbc),
+        ]))
+        .await;
+    reply.assert_code("000002");
+    assert_eq!(upstream.count(), before);
+}
+
+#[tokio::test]
+async fn v2_answers_encrypt_credentials_only_when_the_key_says_so() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let query = json!({"activity":"queryInstance","instanceId":"i1"});
+    let plain = TestGateway::start(&upstream).await;
+    let reply = plain.client().send(&Call::json(&query)).await;
+    reply.assert_code("000000");
+    assert!(reply.json().get("encryptType").is_none());
+
+    upstream.set(Behaviour::Answer(200, r#"{"info":[{"instanceId":"i1","appInfo":{"frontEndUrl":"https://a/","userName":"u1","password":"p1"},"usageInfo":[{"usageValue":"1"}]}]}"#.into()));
+    let reply = plain.client().send(&Call::json(&query)).await;
+    assert_eq!(
+        reply.json()["info"][0]["appInfo"]["password"],
+        "p1",
+        "V2 default: plain, as current pages show"
+    );
+    assert!(
+        reply.json()["info"][0].get("usageInfo").is_none(),
+        "usageInfo is V1 only"
+    );
+
+    let mut options = Options::new(&upstream);
+    options.key_toml = "field_cipher = \"aes-128-cbc\"\nencrypt_app_info = true".into();
+    let encrypting = TestGateway::start_with(options).await;
+    let reply = encrypting.client().send(&Call::json(&query)).await;
+    reply.assert_code("000000");
+    let answer = reply.json();
+    assert_eq!(answer["encryptType"], "2");
+    let k = key(FieldCipher::Aes128Cbc);
+    assert_eq!(
+        k.decrypt(answer["info"][0]["appInfo"]["userName"].as_str().unwrap())
+            .unwrap()
+            .as_str(),
+        "u1"
+    );
+    assert_eq!(
+        k.decrypt(answer["info"][0]["appInfo"]["password"].as_str().unwrap())
+            .unwrap()
+            .as_str(),
+        "p1"
+    );
+}

@@ -66,6 +66,8 @@ pub struct Options {
     /// Keys for the `[v1]` table.
     pub v1_toml: String,
     pub keys: Vec<(&'static str, &'static str)>,
+    /// Extra TOML lines for every `[[access_keys]]` entry (`field_cipher`, `encrypt_app_info`).
+    pub key_toml: String,
     pub deadline_ms: u64,
     pub plain_http: bool,
 }
@@ -79,6 +81,7 @@ impl Options {
             verify_toml: String::new(),
             v1_toml: String::new(),
             keys: vec![("primary", KEY)],
+            key_toml: String::new(),
             deadline_ms: 1_500,
             plain_http: false,
         }
@@ -105,7 +108,12 @@ impl TestGateway {
         let keys: String = options
             .keys
             .iter()
-            .map(|(name, _)| format!("[[access_keys]]\nname = \"{name}\"\nenv = \"KEY_{name}\"\n"))
+            .map(|(name, _)| {
+                format!(
+                    "[[access_keys]]\nname = \"{name}\"\nenv = \"KEY_{name}\"\n{}\n",
+                    options.key_toml
+                )
+            })
             .collect();
         let text = format!(
             r#"
