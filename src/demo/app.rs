@@ -65,7 +65,8 @@ async fn answer(request: Request<Incoming>, seen: &Mutex<Option<Value>>) -> Resp
     let reply = match call["activity"].as_str() {
         // Same order → same instance id: derived from the order, so retries are naturally idempotent.
         Some("newInstance") => {
-            json!({ "instanceId": format!("demo-{}", call["orderId"].as_str().unwrap_or("order")) })
+            let id = format!("demo-{}", call["orderId"].as_str().unwrap_or("order"));
+            json!({ "instanceId": id, "appInfo": { "frontEndUrl": "https://app.example.com/", "userName": "admin", "password": "demo-Passw0rd" } })
         }
         Some("queryInstance") => {
             let ids = call["instanceIds"].as_array().cloned().unwrap_or_default();
