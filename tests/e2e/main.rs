@@ -7,6 +7,7 @@ mod contract;
 mod happy;
 mod hostile;
 mod lifecycle;
+mod python_app;
 mod tls;
 mod upstream_failures;
 mod v1;

@@ -5,7 +5,7 @@ use crate::protocol::timefmt::expire_time_to_rfc3339;
 use serde_json::{Map, Number, Value};
 
 /// Longest id or name accepted in any field. Real values are under 64 characters; the bound keeps input sane.
-const MAX_TEXT_LEN: usize = 256;
+pub(super) const MAX_TEXT_LEN: usize = 256;
 
 /// A JSON object of KooGallery fields. V1 query parameters are held as an object of strings.
 #[derive(Clone, Copy)]

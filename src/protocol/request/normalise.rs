@@ -1,6 +1,6 @@
 //! Field-by-field normalisation shared by V1, V2 flat and V2 EU nested calls.
 
-use super::fields::Fields;
+use super::fields::{Fields, MAX_TEXT_LEN};
 use super::*;
 use base64::{engine::general_purpose::STANDARD, Engine};
 
@@ -25,9 +25,9 @@ fn mandatory(generation: Generation, activity: Activity) -> &'static [&'static s
         (Generation::V1, Activity::NewInstance) => &["orderId"],
         (Generation::V1, Activity::UpdateInstanceStatus) => &["instanceId", "instanceStatus"],
         (Generation::V1, Activity::OrderNotify) => &[],
-        (_, Activity::QueryInstance | Activity::ReleaseInstance | Activity::ExpireInstance) => {
-            &["instanceId"]
-        }
+        // `queryInstance`'s id list is checked (and bounded per id) by `split_instance_ids`.
+        (_, Activity::QueryInstance) => &[],
+        (_, Activity::ReleaseInstance | Activity::ExpireInstance) => &["instanceId"],
         (Generation::V1, Activity::RefreshInstance | Activity::UpgradeInstance) => &["instanceId"],
     }
 }
@@ -74,7 +74,12 @@ pub(super) fn normalise(
         amount: f.integer("amount")?,
         disk_size: f.integer("diskSize")?,
         band_width: f.integer("bandWidth")?,
-        buyer: buyer(f, key)?,
+        // Only `newInstance` carries the buyer; a stray field elsewhere is left in `raw`, never decrypted.
+        buyer: if activity == Activity::NewInstance {
+            buyer(f, key)?
+        } else {
+            None
+        },
         extend_params: match generation {
             Generation::V1 => v1_extend_params(f)?,
             Generation::V2 => None,
@@ -191,11 +196,20 @@ fn buyer(f: Fields<'_>, key: &FieldKey) -> Result<Option<Buyer>, ParamError> {
 }
 
 fn split_instance_ids(f: Fields<'_>) -> Result<Vec<String>, ParamError> {
-    let list = f
-        .text("instanceId")?
-        .ok_or(ParamError::MissingField("instanceId"))?;
+    // The list as a whole may be long (up to 100 ids); each id is bounded like any other.
+    let list = match f.0.get("instanceId") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        None | Some(Value::Null | Value::String(_)) => {
+            return Err(ParamError::MissingField("instanceId"))
+        }
+        Some(_) => return Err(ParamError::InvalidField("instanceId")),
+    };
     let ids: Vec<String> = list.split(',').map(str::trim).map(str::to_owned).collect();
-    if ids.len() > MAX_QUERY_IDS || ids.iter().any(String::is_empty) {
+    if ids.len() > MAX_QUERY_IDS
+        || ids
+            .iter()
+            .any(|id| id.is_empty() || id.len() > MAX_TEXT_LEN)
+    {
         return Err(ParamError::InvalidField("instanceId"));
     }
     Ok(ids)

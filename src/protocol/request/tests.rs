@@ -88,6 +88,30 @@ fn query_instance_ids_are_split() {
 }
 
 #[test]
+fn query_instance_accepts_a_hundred_ids_and_no_more() {
+    let ids: Vec<String> = (0..100)
+        .map(|i| format!("instance-{i:04}-0123456789"))
+        .collect();
+    let r =
+        v2(&json!({"activity":"queryInstance","instanceId":ids.join(",")}).to_string()).unwrap();
+    assert_eq!(r.instance_ids.map(|v| v.len()), Some(100));
+    let too_many = format!("{},x", ids.join(","));
+    assert_eq!(
+        v2(&json!({"activity":"queryInstance","instanceId":too_many}).to_string()).unwrap_err(),
+        ParamError::InvalidField("instanceId")
+    );
+}
+
+#[test]
+fn buyer_fields_are_read_only_on_new_instance() {
+    let body = json!({"activity":"refreshInstance","scene":"RENEWAL","orderId":"o","orderLineId":"l","instanceId":"i",
+        "expireTime":"20250101000000","customerId":"c","email":"not-decryptable"});
+    let r = v2(&body.to_string()).unwrap();
+    assert!(r.buyer.is_none());
+    assert_eq!(r.raw["email"], "not-decryptable");
+}
+
+#[test]
 fn refresh_expire_time_becomes_rfc3339() {
     let r = v2(r#"{"activity":"refreshInstance","scene":"RENEWAL","orderId":"o","orderLineId":"l","instanceId":"i","expireTime":"20250101000000"}"#).unwrap();
     assert_eq!(r.terms.expire_time.as_deref(), Some("2025-01-01T00:00:00Z"));
