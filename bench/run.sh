@@ -25,6 +25,7 @@ NGINX_WORKERS=${NGINX_WORKERS:-auto}   # nginx proxy worker_processes (auto = on
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
 KOOGATE_BIN=${KOOGATE_BIN:-}           # prebuilt binary; default: cargo build --release and use target/release
 KEEP_TMP=${KEEP_TMP:-0}                # 1 = keep the scratch directory (configs, logs, results)
+STORE=${STORE:-local}                  # koogate [store] backend: local (durable journal, the default) or memory
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
@@ -186,10 +187,16 @@ pool_max_idle_per_host = 32
 [upstream.routes.app]
 url = "http://127.0.0.1:$UP_PORT$REQ_PATH"
 
+[store]
+backend = "$STORE"
+data_dir = "data"
+journal_key_file = "journal-key"
+
 [log]
 format = "json"
 level = "warn"
 EOF
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$TMP/journal-key"
 for inst in upstream proxy; do
     "$NGINX" -t -q -p "$TMP/$inst" -c "$TMP/$inst/nginx.conf" >/dev/null 2>&1 ||
         { "$NGINX" -t -p "$TMP/$inst" -c "$TMP/$inst/nginx.conf"; die "nginx $inst configuration rejected"; }
@@ -406,7 +413,7 @@ cat <<EOF
 koogate vs nginx — $(nproc) cores, wrk $THREADS threads, same pre-signed V2 orderNotify calls, TLS keep-alive
   nginx: plain TLS reverse proxy, worker_processes $NGINX_WORKERS ($NGX_WORKER_COUNT workers; koogate's tokio runtime
          also uses every core), upstream keep-alive pool 32; TLS [$NGX_TLS]
-  koogate: full V2 verification (HMAC, timestamp, nonce), normalisation, Body-Sign; TLS [$KOO_TLS]
+  koogate: full V2 verification (HMAC, timestamp, nonce), normalisation, Body-Sign, store=$STORE; TLS [$KOO_TLS]
   upstream (shared): nginx returning a static {} on loopback, worker_processes $UPSTREAM_WORKERS
 
 Throughput: -c$CONNECTIONS, ${DURATION}s, median of $ROUNDS round(s)

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod proxy;
 pub mod secret;
+pub mod state;
 
 use anyhow::Context;
 use clock::{Clock, SystemClock};

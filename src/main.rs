@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use koogate::config::{Config, LogFormat, ProcessEnv};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,31 @@ enum Command {
     Check {
         #[arg(long, short, env = "KOOGATE_CONFIG")]
         config: PathBuf,
+    },
+    /// Print the audit journal as JSON lines (oldest first), optionally filtered.
+    Journal {
+        /// The store's data directory (`store.data_dir`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long)]
+        activity: Option<String>,
+        /// Only entries at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries at or before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Include the sealed personal data, opened with the journal key (from --journal-key-env or -file).
+        #[arg(long)]
+        personal_data: bool,
+        #[arg(long, default_value = "KOOGATE_JOURNAL_KEY")]
+        journal_key_env: String,
+        #[arg(long)]
+        journal_key_file: Option<PathBuf>,
     },
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
@@ -93,6 +119,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for activity in koogate::protocol::Activity::ALL {
                 let route = config.upstream.route_for(activity);
                 println!("  {:<22} → {} ({})", activity.name(), route.url, route.name);
+            }
+            Ok(())
+        }
+        Command::Journal {
+            data_dir,
+            order,
+            instance,
+            activity,
+            since,
+            until,
+            personal_data,
+            journal_key_env,
+            journal_key_file,
+        } => {
+            use koogate::state::{journal, seal::Sealer};
+            let time = |flag: &str, value: Option<String>| -> anyhow::Result<Option<u64>> {
+                value
+                    .map(|v| {
+                        let at = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+                            .with_context(|| format!("--{flag} `{v}` is not an RFC 3339 time such as 2026-11-25T00:00:00Z"))?;
+                        Ok((at.unix_timestamp_nanos() / 1_000_000) as u64)
+                    })
+                    .transpose()
+            };
+            let filter = journal::Filter {
+                order_id: order,
+                instance_id: instance,
+                activity,
+                since_ms: time("since", since)?,
+                until_ms: time("until", until)?,
+            };
+            let sealer = if personal_data {
+                let text = match &journal_key_file {
+                    Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
+                    None => std::env::var(&journal_key_env)
+                        .with_context(|| format!("--personal-data needs the journal key: set {journal_key_env} or pass --journal-key-file"))?,
+                };
+                Some(Sealer::from_text(&text)?)
+            } else {
+                None
+            };
+            let entries = journal::read(&data_dir, &filter)
+                .with_context(|| format!("cannot read the journal in {}", data_dir.display()))?;
+            let mut out = std::io::stdout().lock();
+            for entry in &entries {
+                writeln!(out, "{}", journal::export(entry, sealer.as_ref()))?;
             }
             Ok(())
         }

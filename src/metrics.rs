@@ -43,6 +43,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
     pub handshake_duration: Histogram,
+    /// Calls answered from an idempotency record without calling the upstream.
+    pub idempotency_hits: IntCounter,
     pub connections_accepted: IntCounter,
 }
 
@@ -118,6 +120,11 @@ impl Metrics {
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
+        let idempotency_hits = IntCounter::new(
+            "koogate_idempotency_hits_total",
+            "Calls answered from an idempotency record without calling the upstream",
+        )?;
+        registry.register(Box::new(idempotency_hits.clone()))?;
         let replay_cache_entries = IntGauge::new(
             "koogate_replay_cache_entries",
             "Nonces remembered for replay protection",
@@ -190,6 +197,7 @@ impl Metrics {
             build_info,
             ready,
             handshake_duration,
+            idempotency_hits,
             connections_accepted,
         })
     }

@@ -26,6 +26,16 @@ pub struct Config {
     pub keys: AccessKeys,
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
+    pub store: StoreConfig,
+}
+
+/// Where state lives; see [`crate::state`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub kind: crate::state::StoreKind,
+    pub retention: Duration,
+    /// Required for the durable backend.
+    pub sealer: Option<crate::state::seal::Sealer>,
 }
 
 #[derive(Debug, Clone)]

@@ -25,6 +25,13 @@ pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 1_024;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+/// Durable by default: an acknowledged answer must survive a restart.
+pub const DEFAULT_STORE_BACKEND: &str = "local";
+pub const DEFAULT_DATA_DIR: &str = "koogate-data";
+/// KooGallery retries for 3 hours and replays saved debugging cases twice a day; a month covers audits too.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+/// Where the journal key is read from when neither `journal_key_env` nor `journal_key_file` is set.
+pub const DEFAULT_JOURNAL_KEY_ENV: &str = "KOOGATE_JOURNAL_KEY";
 /// No clock-skew rule is documented for V1; a day is generous and still bounds the replay cache.
 pub const DEFAULT_V1_TIMESTAMP_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// KooGallery's default "sensitive information encryption algorithm" (encryptType 1).
@@ -43,6 +50,8 @@ pub struct RawConfig {
     pub access_keys: Vec<RawAccessKey>,
     #[serde(default)]
     pub v1: RawV1,
+    #[serde(default)]
+    pub store: RawStore,
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
@@ -121,6 +130,31 @@ pub struct RawAccessKey {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawStore {
+    #[serde(default = "d_store_backend")]
+    pub backend: String,
+    #[serde(default = "d_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "d_retention_days")]
+    pub retention_days: u64,
+    pub journal_key_env: Option<String>,
+    pub journal_key_file: Option<PathBuf>,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            backend: d_store_backend(),
+            data_dir: d_data_dir(),
+            retention_days: d_retention_days(),
+            journal_key_env: None,
+            journal_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawV1 {
     #[serde(default = "d_true")]
     pub enabled: bool,
@@ -175,6 +209,15 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
+fn d_store_backend() -> String {
+    DEFAULT_STORE_BACKEND.to_owned()
+}
+fn d_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+fn d_retention_days() -> u64 {
+    DEFAULT_RETENTION_DAYS
+}
 fn d_true() -> bool {
     true
 }

@@ -8,7 +8,11 @@ const EXAMPLE: &str = include_str!(concat!(
 ));
 
 fn env_with_key(name: &str) -> Option<String> {
-    (name == "KOOGATE_ACCESS_KEY").then(|| "example-key".to_owned())
+    match name {
+        "KOOGATE_ACCESS_KEY" => Some("example-key".to_owned()),
+        "KOOGATE_JOURNAL_KEY" => Some("11".repeat(32)),
+        _ => None,
+    }
 }
 
 #[test]
@@ -144,7 +148,8 @@ fn keys_come_from_files_without_their_trailing_newline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), "from-file\n").unwrap();
     let text = EXAMPLE.replace("env = \"KOOGATE_ACCESS_KEY\"", "file = \"key\"");
-    let config = Config::from_toml(&text, dir.path(), &|_: &str| None).unwrap();
+    let journal_key_only = |name: &str| (name == "KOOGATE_JOURNAL_KEY").then(|| "22".repeat(32));
+    let config = Config::from_toml(&text, dir.path(), &journal_key_only).unwrap();
     let (_, key) = config.keys.iter().next().unwrap();
     assert_eq!(key.expose(), b"from-file");
 }
@@ -181,4 +186,37 @@ fn v1_and_field_settings_have_documented_defaults_and_are_checked() {
     let text = EXAMPLE.replace("field_cipher = \"aes-256-cbc\"", "field_cipher = \"des\"");
     let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
     assert_eq!(errors.0[0].path, "access_keys[0].field_cipher");
+}
+
+#[test]
+fn the_store_is_durable_by_default_and_needs_a_journal_key() {
+    let config = Config::from_toml(EXAMPLE, Path::new("/etc/koogate"), &env_with_key).unwrap();
+    assert!(
+        matches!(&config.store.kind, crate::state::StoreKind::Local { data_dir } if data_dir == Path::new("/var/lib/koogate"))
+    );
+    assert_eq!(
+        config.store.retention,
+        Duration::from_secs(DEFAULT_RETENTION_DAYS * 86_400)
+    );
+    assert!(config.store.sealer.is_some());
+
+    let no_journal_key = |name: &str| (name == "KOOGATE_ACCESS_KEY").then(|| "k".to_owned());
+    let errors = Config::from_toml(EXAMPLE, Path::new("."), &no_journal_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "store.journal_key_env");
+    let memory = EXAMPLE.replace("backend = \"local\"", "backend = \"memory\"");
+    assert!(Config::from_toml(&memory, Path::new("."), &no_journal_key).is_ok());
+    let short = |name: &str| {
+        Some(if name == "KOOGATE_JOURNAL_KEY" {
+            "abcd".to_owned()
+        } else {
+            "k".to_owned()
+        })
+    };
+    assert_eq!(
+        Config::from_toml(EXAMPLE, Path::new("."), &short)
+            .unwrap_err()
+            .0[0]
+            .path,
+        "store.journal_key_env"
+    );
 }

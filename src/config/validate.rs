@@ -87,6 +87,7 @@ impl Validator<'_> {
         let keys = self.keys(&raw.access_keys);
         let upstream = self.upstream(&raw.upstream);
         let log = self.log(&raw.log);
+        let store = self.store(&raw.store);
 
         match (self.issues.is_empty(), keys, upstream) {
             (true, Some(keys), Some(upstream)) => Ok(Config {
@@ -97,6 +98,7 @@ impl Validator<'_> {
                 keys,
                 upstream,
                 log,
+                store,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }
@@ -320,6 +322,78 @@ impl Validator<'_> {
                 ));
                 None
             }
+        }
+    }
+
+    fn store(&mut self, raw: &RawStore) -> StoreConfig {
+        use crate::state::{seal::Sealer, StoreKind};
+        if raw.retention_days == 0 || raw.retention_days > 3650 {
+            self.issues.push(issue(
+                "store.retention_days",
+                format!("{} is outside 1..=3650 days", raw.retention_days),
+            ));
+        }
+        let retention = Duration::from_secs(raw.retention_days.saturating_mul(86_400));
+        let kind = match raw.backend.as_str() {
+            "memory" => {
+                return StoreConfig {
+                    kind: StoreKind::Memory,
+                    retention,
+                    sealer: None,
+                }
+            }
+            "local" => StoreKind::Local {
+                data_dir: self.base_dir.join(&raw.data_dir),
+            },
+            other => {
+                self.issues.push(issue(
+                    "store.backend",
+                    format!("`{other}` is not `local` or `memory`"),
+                ));
+                return StoreConfig {
+                    kind: StoreKind::Memory,
+                    retention,
+                    sealer: None,
+                };
+            }
+        };
+        let (path, text) = match (&raw.journal_key_env, &raw.journal_key_file) {
+            (Some(_), Some(_)) => {
+                self.issues.push(issue(
+                    "store",
+                    "set at most one of `journal_key_env` or `journal_key_file`",
+                ));
+                return StoreConfig {
+                    kind,
+                    retention,
+                    sealer: None,
+                };
+            }
+            (None, Some(file)) => {
+                let file = self.base_dir.join(file);
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()));
+                ("store.journal_key_file", text)
+            }
+            (env, None) => {
+                let name = env.as_deref().unwrap_or(DEFAULT_JOURNAL_KEY_ENV);
+                let text = self.env.var(name).ok_or_else(|| {
+                    format!("environment variable `{name}` is not set: the local store seals personal data with it (or set store.backend = \"memory\")")
+                });
+                ("store.journal_key_env", text)
+            }
+        };
+        let sealer = match text.map(|t| Sealer::from_text(&t).map_err(|e| e.to_string())) {
+            Ok(Ok(sealer)) => Some(sealer),
+            Ok(Err(message)) | Err(message) => {
+                self.issues.push(issue(path, message));
+                None
+            }
+        };
+        StoreConfig {
+            kind,
+            retention,
+            sealer,
         }
     }
 

@@ -33,6 +33,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
     let cert_pem = ensure_dev_certificate(&options.dir)?;
     std::fs::write(options.dir.join("demo-access-key"), DEMO_ACCESS_KEY)?;
+    let journal_key = options.dir.join("journal-key");
+    if !journal_key.exists() {
+        std::fs::write(&journal_key, hex::encode(rand::random::<[u8; 32]>()))?;
+    }
 
     let app = app::DemoApp::start().await?;
     let text = DEMO_CONFIG.replace("{upstream}", &format!("http://{}/koogallery", app.addr()));
@@ -58,7 +62,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         options.dir.display()
     );
     println!("  upstream {} (built-in demo app)", app.addr());
-    println!("  metrics  http://{admin}/metrics\n");
+    println!("  metrics  http://{admin}/metrics");
+    println!(
+        "  journal  koogate journal --data-dir {}\n",
+        options.dir.join("data").display()
+    );
     let client = client::KooClient::new(&cert_pem, DEMO_ACCESS_KEY.as_bytes())?;
     let url = format!("https://localhost:{}/koogallery", https.port());
     let outcome = client::run_demo_calls(&client, &url, &app).await;

@@ -1,12 +1,13 @@
 //! The closed set of ways a call can fail, each mapped to a KooGallery result code and a metric reason.
 
-use super::replay::ReplayError;
 use crate::protocol::request::ParamError;
-use crate::protocol::response::AnswerError;
+use crate::protocol::response::{AnswerError, KooResponse};
 use crate::protocol::v2::AuthError;
 use crate::protocol::ResultCode;
 use crate::proxy::body::BodyError;
 use crate::proxy::upstream::UpstreamError;
+use crate::state::replay::ReplayError;
+use crate::state::StoreError;
 
 /// Every failure on the request path. The mappings below are exhaustive matches without a catch-all arm, so a new
 /// variant forces a decision about its result code and metric label.
@@ -26,6 +27,10 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Answer(#[from] AnswerError),
+    #[error("another call with the same idempotency key did not finish before the deadline")]
+    DuplicateInFlight,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl GatewayError {
@@ -40,7 +45,10 @@ impl GatewayError {
             GatewayError::Replay(ReplayError::Replayed) => ResultCode::AuthenticationFailed,
             GatewayError::Replay(ReplayError::Full) => ResultCode::InternalError,
             GatewayError::Params(_) => ResultCode::InvalidParameters,
-            GatewayError::Upstream(_) | GatewayError::Answer(_) => ResultCode::InternalError,
+            GatewayError::Upstream(_)
+            | GatewayError::Answer(_)
+            | GatewayError::DuplicateInFlight
+            | GatewayError::Store(_) => ResultCode::InternalError,
         }
     }
 
@@ -75,6 +83,16 @@ impl GatewayError {
             GatewayError::Upstream(e) => e.reason(),
             GatewayError::Answer(AnswerError::EncryptedTooLong(_)) => "encrypted_field_too_long",
             GatewayError::Answer(_) => "upstream_invalid_answer",
+            GatewayError::DuplicateInFlight => "duplicate_in_flight",
+            GatewayError::Store(_) => "store_failed",
+        }
+    }
+
+    /// The signed answer KooGallery gets for this failure.
+    pub fn to_response(&self) -> KooResponse {
+        KooResponse {
+            result_msg: self.result_msg(),
+            ..KooResponse::error(self.result_code())
         }
     }
 

@@ -3,40 +3,57 @@
 
 mod auth;
 pub mod error;
-pub mod replay;
+mod journal;
+mod single_flight;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::protocol::idempotency;
 use crate::protocol::request;
+use crate::protocol::request::UpstreamRequest;
 use crate::protocol::response::{build_response, parse_answer, KooResponse};
 use crate::protocol::{body_sign, Activity, Generation};
 use crate::proxy::upstream::{Upstreams, REQUEST_ID_HEADER};
 use crate::secret::KeyIndex;
+use crate::state::{Commit, Record, StateStore, StoreSettings};
+use anyhow::Context;
 use bytes::Bytes;
 use error::GatewayError;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use replay::NonceCache;
+use single_flight::{KeyGuard, KeyLocks};
 use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Everything the request path needs, built once from a validated [`Config`].
 pub struct Gateway {
     config: Arc<Config>,
-    replay: NonceCache,
+    store: StateStore,
+    locks: Arc<KeyLocks>,
     upstreams: Upstreams,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 }
 
-/// What is known about a call so far; the outer handler uses it to sign, label and log the answer.
+/// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
+#[derive(Default)]
 struct CallContext {
-    key: KeyIndex,
-    generation: Generation,
+    key: Option<KeyIndex>,
+    generation: Option<Generation>,
     activity: Option<Activity>,
     test_flag: bool,
+    /// Replay key of a verified call: persisted with the answer.
+    nonce: Option<(String, u64)>,
+    /// The normalised call (ids and decrypted buyer fields for the journal).
+    call: Option<UpstreamRequest>,
+    /// The upstream's answer when it is to be recorded for retries.
+    record: Option<(String, Record)>,
+    from_record: bool,
+    upstream_us: Option<u64>,
+    /// Held until the answer is durable, so a concurrent duplicate finds the record.
+    _flight: Option<KeyGuard>,
 }
 
 impl Gateway {
@@ -44,15 +61,21 @@ impl Gateway {
         config: Arc<Config>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, crate::proxy::upstream::BuildError> {
-        let replay = NonceCache::new(
-            config.verify.replay_cache_max_entries,
-            metrics.replay_cache_entries.clone(),
-        );
-        let upstreams = Upstreams::new(&config.upstream, metrics.clone())?;
+    ) -> anyhow::Result<Self> {
+        let settings = StoreSettings {
+            kind: config.store.kind.clone(),
+            retention: config.store.retention,
+            replay_cache_max_entries: config.verify.replay_cache_max_entries,
+            sealer: config.store.sealer.clone(),
+        };
+        let store = StateStore::open(settings, &metrics, clock.now_ms())
+            .context("cannot open the state store")?;
+        let upstreams = Upstreams::new(&config.upstream, metrics.clone())
+            .context("cannot build upstream clients")?;
         Ok(Self {
             config,
-            replay,
+            store,
+            locks: Arc::default(),
             upstreams,
             metrics,
             clock,
@@ -69,40 +92,57 @@ impl Gateway {
         let request_id = new_request_id();
         self.metrics.in_flight.inc();
         let _in_flight = scopeguard(&self.metrics.in_flight);
-        let mut ctx = CallContext {
-            key: self.config.keys.primary(),
-            generation: Generation::V2,
-            activity: None,
-            test_flag: false,
-        };
+        let mut ctx = CallContext::default();
 
         let outcome = self.process(request, &request_id, started, &mut ctx).await;
-        let (response, error) = match outcome {
+        let (mut response, mut error) = match outcome {
             Ok(response) => (response, None),
-            Err(e) => (
-                KooResponse {
-                    result_msg: e.result_msg(),
-                    ..KooResponse::error(e.result_code())
-                },
-                Some(e),
-            ),
+            Err(e) => (e.to_response(), Some(e)),
         };
-        let body = response.to_bytes();
-        let signature = body_sign::header_value(self.config.keys.get(ctx.key).expose(), &body);
+        // A verified call's nonce, record and journal entry reach the disk before its answer leaves.
+        if ctx.nonce.is_some() {
+            let entry = self.journal_entry(
+                &ctx,
+                &request_id,
+                &response,
+                error.as_ref(),
+                started.elapsed(),
+            );
+            let commit = Commit {
+                nonce: ctx.nonce.take(),
+                record: ctx.record.take(),
+                entry,
+            };
+            if let Err(e) = self.store.commit(commit).await {
+                let e = GatewayError::Store(e);
+                response = e.to_response();
+                error = Some(e);
+            }
+        }
+        drop(ctx._flight.take());
 
+        let body = response.to_bytes();
+        let key = self
+            .config
+            .keys
+            .get(ctx.key.unwrap_or(self.config.keys.primary()));
+        let signature = body_sign::header_value(key.expose(), &body);
         let activity = ctx.activity.map_or("unknown", Activity::name);
+        let generation = ctx.generation.map_or("unknown", Generation::name);
         let code = response.result_code.as_str();
         let elapsed = started.elapsed();
         self.metrics
             .record_call(ctx.activity, response.result_code, elapsed);
         let latency_us = elapsed.as_micros() as u64;
+        let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
         match &error {
             None => tracing::info!(
                 request_id,
                 activity,
-                generation = ctx.generation.name(),
+                generation,
                 result_code = code,
-                test_flag = ctx.test_flag,
+                test_flag,
+                from_record,
                 latency_us,
                 "answered"
             ),
@@ -111,14 +151,14 @@ impl Gateway {
                     .rejections
                     .with_label_values(&[e.reason()])
                     .inc();
-                tracing::warn!(request_id, activity, generation = ctx.generation.name(), result_code = code,
-                    test_flag = ctx.test_flag, reason = e.reason(), error = %e, latency_us, "refused");
+                tracing::warn!(request_id, activity, generation, result_code = code, test_flag,
+                    reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
         signed_response(body, signature, &request_id)
     }
 
-    /// read bounded body → verify → replay check → normalise → forward (deadline) → build answer.
+    /// verify → replay check → normalise (decrypting) → idempotency lookup → forward (deadline) → build answer.
     async fn process(
         &self,
         request: Request<Incoming>,
@@ -129,28 +169,59 @@ impl Gateway {
         let generation = self
             .generation_of(&request)
             .ok_or(GatewayError::MethodNotAllowed)?;
-        ctx.generation = generation;
+        ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
-        ctx.key = verified.key();
-        self.replay
-            .check_and_remember(&verified, self.clock.now_ms())?;
+        ctx.key = Some(verified.key());
+        let now_ms = self.clock.now_ms();
+        self.store.check_replay(&verified, now_ms)?;
+        ctx.nonce = Some((
+            verified.replay_key().to_owned(),
+            verified.replay_expires_ms(),
+        ));
         let call = request::parse(&verified)?;
         ctx.activity = Some(call.activity);
         let key = self.config.keys.get(verified.key());
-        let normalised = call.normalise(request_id.to_owned(), key.field_key())?;
-        ctx.test_flag = normalised.test_flag;
-        let answer = self
-            .upstreams
-            .forward(&normalised, started + self.config.upstream.deadline)
-            .await?;
+        let call = call.normalise(request_id.to_owned(), key.field_key())?;
+        ctx.test_flag = call.test_flag;
         let encrypt =
             (generation == Generation::V1 || key.encrypt_app_info()).then(|| key.field_key());
-        Ok(build_response(
-            normalised.activity,
-            generation,
-            parse_answer(&answer)?,
-            encrypt,
-        )?)
+        let deadline = started + self.config.upstream.deadline;
+        let idempotency = idempotency::key(&call);
+        if let Some((id, fingerprint)) = &idempotency {
+            let flight = tokio::time::timeout_at(deadline, self.locks.lock(id)).await;
+            ctx._flight = Some(flight.map_err(|_| GatewayError::DuplicateInFlight)?);
+            if let Some(record) = self
+                .store
+                .lookup(id, now_ms)?
+                .filter(|r| r.fingerprint == *fingerprint)
+            {
+                self.metrics.idempotency_hits.inc();
+                ctx.from_record = true;
+                let activity = call.activity;
+                ctx.call = Some(call);
+                return Ok(build_response(
+                    activity,
+                    generation,
+                    parse_answer(&record.answer)?,
+                    encrypt,
+                )?);
+            }
+        }
+        let upstream_started = Instant::now();
+        let answer = self.upstreams.forward(&call, deadline).await?;
+        ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
+        let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;
+        if let (true, Some((id, fingerprint))) = (response.result_code.is_accepted(), idempotency) {
+            let record = Record {
+                activity: call.activity.name().to_owned(),
+                fingerprint,
+                answer: answer.to_vec(),
+                at_ms: now_ms,
+            };
+            ctx.record = Some((id, record));
+        }
+        ctx.call = Some(call);
+        Ok(response)
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod body_sign;
 pub mod fields;
+pub mod idempotency;
 pub mod mac;
 pub mod query;
 pub mod request;

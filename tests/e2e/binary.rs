@@ -62,6 +62,7 @@ level = "info"
         .args(["run", "--config"])
         .arg(cert.path().join("koogate.toml"))
         .env("TEST_KOOGATE_KEY", KEY)
+        .env("KOOGATE_JOURNAL_KEY", JOURNAL_KEY)
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -131,9 +131,10 @@ async fn both_keys_of_a_rotation_verify_and_each_answer_is_signed_with_the_calle
     let mut options = Options::new(&upstream);
     options.keys = vec![("old", OLD_KEY), ("new", KEY)];
     let gateway = TestGateway::start_with(options).await;
-    let body = json!({"activity":"orderNotify","orderId":"o","orderLineId":"o-1"});
     for key in [OLD_KEY, KEY] {
-        let mut call = Call::json(&body);
+        let mut call = Call::json(
+            &json!({"activity":"orderNotify","orderId":"o","orderLineId":format!("o-{key}")}),
+        );
         call.key = key.into();
         let reply = gateway.client().send(&call).await;
         reply.assert_signed_by(key);

@@ -7,10 +7,10 @@ use serde_json::json;
 
 const ORDER: &str = "HOSTILE-ORDER-7731";
 
+/// A valid call for a new order line each time (the same line twice would be answered from its record).
 fn good() -> Call {
-    Call::json(
-        &json!({"activity":"orderNotify","orderId":ORDER,"orderLineId":"HOSTILE-ORDER-7731-000001","testFlag":"1"}),
-    )
+    let line = format!("{ORDER}-{}", hex::encode(rand::random::<[u8; 4]>()));
+    Call::json(&json!({"activity":"orderNotify","orderId":ORDER,"orderLineId":line,"testFlag":"1"}))
 }
 
 /// Sends `call`, expects a signed `code` that echoes nothing of the request, nothing forwarded; then proves the

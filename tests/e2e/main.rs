@@ -6,6 +6,7 @@ mod binary;
 mod contract;
 mod happy;
 mod hostile;
+mod idempotency;
 mod lifecycle;
 mod python_app;
 mod tls;

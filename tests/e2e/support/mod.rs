@@ -21,6 +21,9 @@ pub use upstream::{Behaviour, Upstream};
 
 pub const KEY: &str = "test-access-key-0001";
 pub const OLD_KEY: &str = "827d93f9-2e75-4842-a142-8813f31aaef9";
+/// The journal key the test gateways seal personal data with (64 hex characters).
+pub const JOURNAL_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const JOURNAL_KEY_ENV: &str = "TEST_JOURNAL_KEY";
 
 /// A self-signed certificate for localhost and 127.0.0.1, written into a directory.
 pub struct TestCert {
@@ -65,6 +68,10 @@ pub struct Options {
     pub verify_toml: String,
     /// Keys for the `[v1]` table.
     pub v1_toml: String,
+    /// The `[store]` table; the default is the durable local store in the test's directory.
+    pub store_toml: String,
+    /// Reuse this directory (certificate, data) instead of a fresh one: a restart of the "same" gateway.
+    pub dir: Option<std::sync::Arc<TestCert>>,
     pub keys: Vec<(&'static str, &'static str)>,
     /// Extra TOML lines for every `[[access_keys]]` entry (`field_cipher`, `encrypt_app_info`).
     pub key_toml: String,
@@ -80,6 +87,10 @@ impl Options {
             server_toml: String::new(),
             verify_toml: String::new(),
             v1_toml: String::new(),
+            store_toml: format!(
+                "backend = \"local\"\ndata_dir = \"data\"\njournal_key_env = \"{JOURNAL_KEY_ENV}\""
+            ),
+            dir: None,
             keys: vec![("primary", KEY)],
             key_toml: String::new(),
             deadline_ms: 1_500,
@@ -93,7 +104,7 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub plain: Option<SocketAddr>,
-    pub cert: TestCert,
+    pub cert: std::sync::Arc<TestCert>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -104,7 +115,10 @@ impl TestGateway {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let cert = TestCert::new();
+        let cert = options
+            .dir
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(TestCert::new()));
         let keys: String = options
             .keys
             .iter()
@@ -136,6 +150,9 @@ listen = "127.0.0.1:0"
 [v1]
 {v1}
 
+[store]
+{store}
+
 {keys}
 [upstream]
 deadline_ms = {deadline}
@@ -148,6 +165,7 @@ url = "{url}"
             server = options.server_toml,
             verify = options.verify_toml,
             v1 = options.v1_toml,
+            store = options.store_toml,
             plain = if options.plain_http {
                 "[plain_http]\nlisten = \"127.0.0.1:0\"\n"
             } else {
@@ -159,6 +177,9 @@ url = "{url}"
         );
         let secrets = options.keys.clone();
         let env = move |name: &str| {
+            if name == JOURNAL_KEY_ENV {
+                return Some(JOURNAL_KEY.to_owned());
+            }
             secrets
                 .iter()
                 .find(|(n, _)| format!("KEY_{n}") == name)

@@ -20,6 +20,8 @@ pub enum Behaviour {
     Slow(Duration, String),
     /// Answers per activity like a small real app (instance ids derived from the order).
     App,
+    /// Like `App`, but every `newInstance` gets a new random instance id: a second provisioning shows.
+    Unique,
 }
 
 /// What one upstream call looked like on the wire.
@@ -170,6 +172,11 @@ async fn answer(
             (200, text)
         }
         Behaviour::App => (200, app_answer(&call).to_string()),
+        Behaviour::Unique if call["activity"] == "newInstance" => {
+            let id = format!("inst-{}", hex::encode(rand::random::<[u8; 8]>()));
+            (200, serde_json::json!({"instanceId": id, "appInfo": {"frontEndUrl": "https://app.example/", "password": "Sup3r-Secret-Pw"}}).to_string())
+        }
+        Behaviour::Unique => (200, app_answer(&call).to_string()),
     };
     let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();

@@ -64,6 +64,18 @@ impl NonceCache {
         Ok(())
     }
 
+    /// Re-adds a nonce remembered before a restart.
+    pub fn restore(&self, key: &str, expires_ms: u64) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if inner.live.insert(key.into()) {
+            inner.expiries.push(Reverse((expires_ms, key.into())));
+        }
+        self.size.set(inner.live.len() as i64);
+    }
+
     /// Live entries (for the `koogate_replay_cache_entries` gauge).
     pub fn len(&self) -> usize {
         self.inner.lock().map(|i| i.live.len()).unwrap_or(0)

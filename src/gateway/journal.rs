@@ -1,0 +1,55 @@
+//! What a verified call leaves in the audit journal.
+
+use super::error::GatewayError;
+use super::{CallContext, Gateway};
+use crate::protocol::response::KooResponse;
+use crate::protocol::timefmt::rfc3339;
+use crate::state::journal::JournalEntry;
+use std::time::Duration;
+
+impl Gateway {
+    /// The journal entry for a call, with the buyer's personal data sealed; `None` when the store keeps no journal.
+    pub(super) fn journal_entry(
+        &self,
+        ctx: &CallContext,
+        request_id: &str,
+        response: &KooResponse,
+        error: Option<&GatewayError>,
+        elapsed: Duration,
+    ) -> Option<JournalEntry> {
+        if !self.store.journals() {
+            return None;
+        }
+        let at_ms = self.clock.now_ms();
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+            .ok()
+            .and_then(rfc3339);
+        let call = ctx.call.as_ref();
+        let sealed = call
+            .and_then(|c| c.buyer.as_ref())
+            .and_then(|buyer| serde_json::to_vec(&serde_json::json!({ "buyer": buyer })).ok())
+            .map(|plain| self.store.seal(&plain));
+        let instance_id = response
+            .instance_id
+            .clone()
+            .or_else(|| call.and_then(|c| c.instance_id.clone()))
+            .or_else(|| call.and_then(|c| c.instance_ids.as_ref().map(|ids| ids.join(","))));
+        Some(JournalEntry {
+            at: at.unwrap_or_default(),
+            at_ms,
+            request_id: request_id.to_owned(),
+            generation: ctx.generation.map_or("unknown", |g| g.name()).to_owned(),
+            activity: ctx.activity.map_or("unknown", |a| a.name()).to_owned(),
+            result_code: response.result_code.as_str().to_owned(),
+            reason: error.map(|e| e.reason().to_owned()),
+            test_flag: ctx.test_flag,
+            order_id: call.and_then(|c| c.order_id.clone()),
+            order_line_id: call.and_then(|c| c.order_line_id.clone()),
+            instance_id,
+            from_record: ctx.from_record,
+            latency_us: elapsed.as_micros() as u64,
+            upstream_us: ctx.upstream_us,
+            sealed,
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! Durable state: replay protection, idempotency records and the audit journal.
+//!
+//! * `memory`: everything in process memory (no durability; for benchmarks and throwaway setups).
+//! * `local` (default): an embedded redb file for nonces and idempotency records plus a JSON-lines journal, written
+//!   by one thread that commits in groups, so each call costs a share of one `fsync`.
+//!
+//! Personal data (decrypted buyer fields, returned credentials) is sealed with the journal key before it is stored.
+
+pub mod journal;
+mod local;
+pub mod replay;
+pub mod seal;
+
+use crate::metrics::Metrics;
+use crate::protocol::verified::Verified;
+use journal::JournalEntry;
+use replay::{NonceCache, ReplayError};
+use seal::Sealer;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Which backend holds the state.
+#[derive(Debug, Clone)]
+pub enum StoreKind {
+    Memory,
+    Local { data_dir: PathBuf },
+}
+
+/// Settings for [`StateStore::open`].
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub kind: StoreKind,
+    /// Idempotency records and journal files older than this are deleted.
+    pub retention: Duration,
+    pub replay_cache_max_entries: usize,
+    pub sealer: Option<Sealer>,
+}
+
+/// The upstream's successful answer to one operation, replayed to KooGallery's retries.
+#[derive(Clone, PartialEq)]
+pub struct Record {
+    pub activity: String,
+    /// Distinguishes a retry from a new operation on the same key (for example the status of a status change).
+    pub fingerprint: String,
+    /// The upstream's answer body (may hold credentials: sealed at rest).
+    pub answer: Vec<u8>,
+    pub at_ms: u64,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("activity", &self.activity)
+            .field("at_ms", &self.at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a record is stored: metadata in clear, the answer sealed.
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    activity: String,
+    fingerprint: String,
+    at_ms: u64,
+    sealed: String,
+}
+
+/// Everything one call writes, made durable together before the answer is sent.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Replay key and the instant after which it may be forgotten.
+    pub nonce: Option<(String, u64)>,
+    pub record: Option<(String, Record)>,
+    pub entry: Option<JournalEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store failed")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("state store writer has stopped")]
+    Stopped,
+    #[error("a stored record cannot be opened (wrong journal key?)")]
+    Corrupt,
+}
+
+enum Backend {
+    Memory(Mutex<HashMap<String, StoredRecord>>),
+    Local(local::LocalStore),
+}
+
+/// Replay protection, idempotency records and the journal behind one interface.
+pub struct StateStore {
+    replay: NonceCache,
+    backend: Backend,
+    sealer: Sealer,
+    retention_ms: u64,
+}
+
+impl StateStore {
+    /// Opens (or creates) the store and restores the nonces that are still inside their window.
+    pub fn open(
+        settings: StoreSettings,
+        metrics: &Metrics,
+        now_ms: u64,
+    ) -> Result<Self, StoreError> {
+        let replay = NonceCache::new(
+            settings.replay_cache_max_entries,
+            metrics.replay_cache_entries.clone(),
+        );
+        // Memory stores never persist, so an ephemeral key is enough for them.
+        let sealer = settings.sealer.unwrap_or_else(Sealer::random);
+        let retention_ms = u64::try_from(settings.retention.as_millis()).unwrap_or(u64::MAX);
+        let backend = match settings.kind {
+            StoreKind::Memory => Backend::Memory(Mutex::default()),
+            StoreKind::Local { data_dir } => {
+                let store = local::LocalStore::open(&data_dir, retention_ms)?;
+                for (key, expires_ms) in store.live_nonces(now_ms)? {
+                    replay.restore(&key, expires_ms);
+                }
+                Backend::Local(store)
+            }
+        };
+        Ok(Self {
+            replay,
+            backend,
+            sealer,
+            retention_ms,
+        })
+    }
+
+    /// Refuses a call whose nonce (V2) or token (V1) was seen inside its window, here or before a restart.
+    pub fn check_replay(&self, call: &Verified, now_ms: u64) -> Result<(), ReplayError> {
+        self.replay.check_and_remember(call, now_ms)
+    }
+
+    /// The recorded answer for an idempotency key, if any (and not past retention).
+    pub fn lookup(&self, key: &str, now_ms: u64) -> Result<Option<Record>, StoreError> {
+        let stored = match &self.backend {
+            Backend::Memory(map) => {
+                map.lock()
+                    .map_err(|_| StoreError::Stopped)?
+                    .get(key)
+                    .map(|r| StoredRecord {
+                        activity: r.activity.clone(),
+                        fingerprint: r.fingerprint.clone(),
+                        at_ms: r.at_ms,
+                        sealed: r.sealed.clone(),
+                    })
+            }
+            Backend::Local(store) => store.record(key)?,
+        };
+        let Some(stored) = stored.filter(|r| r.at_ms.saturating_add(self.retention_ms) >= now_ms)
+        else {
+            return Ok(None);
+        };
+        let answer = self
+            .sealer
+            .open(&stored.sealed)
+            .map_err(|_| StoreError::Corrupt)?;
+        Ok(Some(Record {
+            activity: stored.activity,
+            fingerprint: stored.fingerprint,
+            answer: answer.to_vec(),
+            at_ms: stored.at_ms,
+        }))
+    }
+
+    /// Makes a call's nonce, record and journal entry durable; returns once they are on disk.
+    pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let record = commit.record.map(|(key, r)| {
+            let sealed = self.sealer.seal(&r.answer);
+            (
+                key,
+                StoredRecord {
+                    activity: r.activity,
+                    fingerprint: r.fingerprint,
+                    at_ms: r.at_ms,
+                    sealed,
+                },
+            )
+        });
+        match &self.backend {
+            Backend::Memory(map) => {
+                if let Some((key, record)) = record {
+                    map.lock()
+                        .map_err(|_| StoreError::Stopped)?
+                        .insert(key, record);
+                }
+                Ok(())
+            }
+            Backend::Local(store) => {
+                store
+                    .commit(local::Batch {
+                        nonce: commit.nonce,
+                        record,
+                        entry: commit.entry,
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Seals personal data for a journal entry.
+    pub fn seal(&self, plain: &[u8]) -> String {
+        self.sealer.seal(plain)
+    }
+
+    /// Whether this store writes a journal (only the durable backend does).
+    pub fn journals(&self) -> bool {
+        matches!(self.backend, Backend::Local(_))
+    }
+}
