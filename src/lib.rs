@@ -98,10 +98,9 @@ pub async fn run_with(
         "cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)",
     )?;
     let gateway = Arc::new(
-        Gateway::new(config.clone(), metrics.clone(), clock)
-            .context("cannot build upstream clients")?,
+        Gateway::new(config.clone(), metrics.clone(), clock).context("cannot start the gateway")?,
     );
-    let readiness = Readiness::default();
+    let readiness = Readiness::depending_on(gateway.store_health());
     let (stop, stopped) = watch::channel(false);
 
     let mut servers = tokio::task::JoinSet::new();

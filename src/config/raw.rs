@@ -28,6 +28,10 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Durable by default: an acknowledged answer must survive a restart.
 pub const DEFAULT_STORE_BACKEND: &str = "local";
 pub const DEFAULT_DATA_DIR: &str = "koogate-data";
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "koogate:";
+/// Redis on the same network answers in well under a millisecond; half a second bounds a stuck connection
+/// while leaving the 4.5 s deadline to the upstream.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 500;
 /// KooGallery retries for 3 hours and replays saved debugging cases twice a day; a month covers audits too.
 pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 /// Where the journal key is read from when neither `journal_key_env` nor `journal_key_file` is set.
@@ -139,6 +143,12 @@ pub struct RawStore {
     pub retention_days: u64,
     pub journal_key_env: Option<String>,
     pub journal_key_file: Option<PathBuf>,
+    pub redis_url: Option<String>,
+    pub redis_url_env: Option<String>,
+    #[serde(default = "d_redis_prefix")]
+    pub redis_key_prefix: String,
+    #[serde(default = "d_redis_timeout")]
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for RawStore {
@@ -149,6 +159,10 @@ impl Default for RawStore {
             retention_days: d_retention_days(),
             journal_key_env: None,
             journal_key_file: None,
+            redis_url: None,
+            redis_url_env: None,
+            redis_key_prefix: d_redis_prefix(),
+            redis_timeout_ms: d_redis_timeout(),
         }
     }
 }
@@ -209,6 +223,12 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
+fn d_redis_prefix() -> String {
+    DEFAULT_REDIS_KEY_PREFIX.to_owned()
+}
+fn d_redis_timeout() -> u64 {
+    DEFAULT_REDIS_TIMEOUT_MS
+}
 fn d_store_backend() -> String {
     DEFAULT_STORE_BACKEND.to_owned()
 }

@@ -345,10 +345,44 @@ impl Validator<'_> {
             "local" => StoreKind::Local {
                 data_dir: self.base_dir.join(&raw.data_dir),
             },
+            "redis" => {
+                let url = match (&raw.redis_url, &raw.redis_url_env) {
+                    (Some(url), None) => Some(url.clone()),
+                    (None, Some(var)) => self.env.var(var).or_else(|| {
+                        self.issues.push(issue(
+                            "store.redis_url_env",
+                            format!("environment variable `{var}` is not set"),
+                        ));
+                        None
+                    }),
+                    _ => {
+                        self.issues.push(issue(
+                            "store",
+                            "backend `redis` needs exactly one of `redis_url` or `redis_url_env`",
+                        ));
+                        None
+                    }
+                };
+                if url
+                    .as_deref()
+                    .is_some_and(|u| redis::Client::open(u).is_err())
+                {
+                    self.issues
+                        .push(issue("store.redis_url", "not a redis:// or rediss:// URL"));
+                }
+                let timeout =
+                    self.duration("store.redis_timeout_ms", raw.redis_timeout_ms, 10, 4_000);
+                StoreKind::Redis {
+                    url: url.unwrap_or_default(),
+                    prefix: raw.redis_key_prefix.clone(),
+                    timeout,
+                    data_dir: self.base_dir.join(&raw.data_dir),
+                }
+            }
             other => {
                 self.issues.push(issue(
                     "store.backend",
-                    format!("`{other}` is not `local` or `memory`"),
+                    format!("`{other}` is not `local`, `redis` or `memory`"),
                 ));
                 return StoreConfig {
                     kind: StoreKind::Memory,

@@ -54,6 +54,8 @@ struct CallContext {
     upstream_us: Option<u64>,
     /// Held until the answer is durable, so a concurrent duplicate finds the record.
     _flight: Option<KeyGuard>,
+    /// The same across replicas (Redis): released after the commit.
+    claim: Option<String>,
 }
 
 impl Gateway {
@@ -80,6 +82,11 @@ impl Gateway {
             metrics,
             clock,
         })
+    }
+
+    /// The shared store's health (Redis), for readiness.
+    pub fn store_health(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.store.health()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -118,6 +125,9 @@ impl Gateway {
                 response = e.to_response();
                 error = Some(e);
             }
+        }
+        if let Some(claim) = ctx.claim.take() {
+            self.store.release(&claim).await;
         }
         drop(ctx._flight.take());
 
@@ -173,7 +183,7 @@ impl Gateway {
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());
         let now_ms = self.clock.now_ms();
-        self.store.check_replay(&verified, now_ms)?;
+        self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
             verified.replay_key().to_owned(),
             verified.replay_expires_ms(),
@@ -190,9 +200,11 @@ impl Gateway {
         if let Some((id, fingerprint)) = &idempotency {
             let flight = tokio::time::timeout_at(deadline, self.locks.lock(id)).await;
             ctx._flight = Some(flight.map_err(|_| GatewayError::DuplicateInFlight)?);
+            ctx.claim = self.store.claim(id, deadline).await?;
             if let Some(record) = self
                 .store
-                .lookup(id, now_ms)?
+                .lookup(id, now_ms)
+                .await?
                 .filter(|r| r.fingerprint == *fingerprint)
             {
                 self.metrics.idempotency_hits.inc();

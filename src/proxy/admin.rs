@@ -15,17 +15,33 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Whether `/readyz` answers 200. False while starting and from the moment shutdown begins.
+/// Whether `/readyz` answers 200: false while starting, from the moment shutdown begins, and while a shared
+/// dependency (Redis) is unreachable.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    serving: Arc<AtomicBool>,
+    dependency: Option<Arc<AtomicBool>>,
+}
 
 impl Readiness {
+    /// Readiness that also requires `dependency` to be healthy.
+    pub fn depending_on(dependency: Option<Arc<AtomicBool>>) -> Self {
+        Self {
+            serving: Arc::default(),
+            dependency,
+        }
+    }
+
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.serving.store(ready, Ordering::SeqCst);
     }
 
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.serving.load(Ordering::SeqCst)
+            && self
+                .dependency
+                .as_ref()
+                .is_none_or(|d| d.load(Ordering::SeqCst))
     }
 }
 

@@ -26,7 +26,8 @@ pub(super) struct Batch {
 type Job = (Batch, oneshot::Sender<Result<(), String>>);
 
 pub(super) struct LocalStore {
-    db: Arc<Database>,
+    /// `None` when another backend keeps nonces and records and this store writes only the journal.
+    db: Option<Arc<Database>>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,13 +48,23 @@ fn failed(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
 }
 
 impl LocalStore {
-    pub fn open(data_dir: &Path, retention_ms: u64) -> Result<Self, StoreError> {
+    /// Opens the journal and, when `with_database`, the redb file for nonces and records.
+    pub fn open(
+        data_dir: &Path,
+        retention_ms: u64,
+        with_database: bool,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(failed)?;
-        let db = Arc::new(Database::create(data_dir.join("state.redb")).map_err(failed)?);
-        let txn = db.begin_write().map_err(failed)?;
-        txn.open_table(NONCES).map_err(failed)?;
-        txn.open_table(RECORDS).map_err(failed)?;
-        txn.commit().map_err(failed)?;
+        let db = if with_database {
+            let db = Arc::new(Database::create(data_dir.join("state.redb")).map_err(failed)?);
+            let txn = db.begin_write().map_err(failed)?;
+            txn.open_table(NONCES).map_err(failed)?;
+            txn.open_table(RECORDS).map_err(failed)?;
+            txn.commit().map_err(failed)?;
+            Some(db)
+        } else {
+            None
+        };
         let journal = JournalWriter::open(data_dir).map_err(failed)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let writer_db = db.clone();
@@ -70,7 +81,10 @@ impl LocalStore {
 
     /// Nonces still inside their window, to restore replay protection after a restart.
     pub fn live_nonces(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
-        let txn = self.db.begin_read().map_err(failed)?;
+        let Some(db) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let txn = db.begin_read().map_err(failed)?;
         let table = txn.open_table(NONCES).map_err(failed)?;
         let mut live = Vec::new();
         for item in table.iter().map_err(failed)? {
@@ -83,7 +97,8 @@ impl LocalStore {
     }
 
     pub fn record(&self, key: &str) -> Result<Option<StoredRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(failed)?;
+        let Some(db) = &self.db else { return Ok(None) };
+        let txn = db.begin_read().map_err(failed)?;
         let table = txn.open_table(RECORDS).map_err(failed)?;
         let Some(bytes) = table.get(key).map_err(failed)? else {
             return Ok(None);
@@ -108,7 +123,7 @@ impl LocalStore {
 /// The writer thread: waits for work, takes everything queued, writes the journal lines (one `fdatasync`), then
 /// the nonces and records (one redb commit), then acknowledges every caller.
 fn writer(
-    db: Arc<Database>,
+    db: Option<Arc<Database>>,
     mut journal: JournalWriter,
     queue: mpsc::Receiver<Job>,
     retention_ms: u64,
@@ -122,7 +137,7 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let result = write(&db, &mut journal, &jobs).map_err(|e| e.to_string());
+        let result = write(db.as_deref(), &mut journal, &jobs).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, "state store write failed");
         }
@@ -131,7 +146,7 @@ fn writer(
         }
         if last_purge.elapsed() >= PURGE_EVERY {
             last_purge = Instant::now();
-            if let Err(e) = purge(&db, &journal, retention_ms) {
+            if let Err(e) = purge(db.as_deref(), &journal, retention_ms) {
                 tracing::warn!(error = %e, "state store purge failed");
             }
         }
@@ -139,12 +154,13 @@ fn writer(
 }
 
 fn write(
-    db: &Database,
+    db: Option<&Database>,
     journal: &mut JournalWriter,
     jobs: &[Job],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let entries: Vec<JournalEntry> = jobs.iter().filter_map(|(b, _)| b.entry.clone()).collect();
     journal.append(&entries)?;
+    let Some(db) = db else { return Ok(()) };
     let txn = db.begin_write()?;
     {
         let mut nonces = txn.open_table(NONCES)?;
@@ -163,23 +179,25 @@ fn write(
 }
 
 fn purge(
-    db: &Database,
+    db: Option<&Database>,
     journal: &JournalWriter,
     retention_ms: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let cutoff = now_ms.saturating_sub(retention_ms);
-    let txn = db.begin_write()?;
-    {
-        txn.open_table(NONCES)?
-            .retain(|_, expires| expires >= now_ms)?;
-        txn.open_table(RECORDS)?.retain(|_, bytes| {
-            serde_json::from_slice::<StoredRecord>(bytes)
-                .map(|r| r.at_ms >= cutoff)
-                .unwrap_or(false)
-        })?;
+    if let Some(db) = db {
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(NONCES)?
+                .retain(|_, expires| expires >= now_ms)?;
+            txn.open_table(RECORDS)?.retain(|_, bytes| {
+                serde_json::from_slice::<StoredRecord>(bytes)
+                    .map(|r| r.at_ms >= cutoff)
+                    .unwrap_or(false)
+            })?;
+        }
+        txn.commit()?;
     }
-    txn.commit()?;
     let oldest_kept =
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(cutoff) * 1_000_000)
             .ok()

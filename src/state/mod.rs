@@ -8,6 +8,7 @@
 
 pub mod journal;
 mod local;
+mod redis;
 pub mod replay;
 pub mod seal;
 
@@ -19,14 +20,27 @@ use seal::Sealer;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How often a call waits to see whether another replica's claim on the same operation is gone.
+const CLAIM_POLL: Duration = Duration::from_millis(25);
 
 /// Which backend holds the state.
 #[derive(Debug, Clone)]
 pub enum StoreKind {
     Memory,
-    Local { data_dir: PathBuf },
+    Local {
+        data_dir: PathBuf,
+    },
+    /// Nonces, records and claims in Redis (shared by replicas); the journal stays in `data_dir`.
+    Redis {
+        url: String,
+        prefix: String,
+        timeout: Duration,
+        data_dir: PathBuf,
+    },
 }
 
 /// Settings for [`StateStore::open`].
@@ -85,11 +99,20 @@ pub enum StoreError {
     Stopped,
     #[error("a stored record cannot be opened (wrong journal key?)")]
     Corrupt,
+    #[error("state store did not answer in time")]
+    Timeout,
+    #[error("another replica holds this operation past the deadline")]
+    Claimed,
 }
 
 enum Backend {
     Memory(Mutex<HashMap<String, StoredRecord>>),
     Local(local::LocalStore),
+    Redis {
+        redis: Arc<redis::RedisStore>,
+        journal: local::LocalStore,
+        retention: Duration,
+    },
 }
 
 /// Replay protection, idempotency records and the journal behind one interface.
@@ -117,12 +140,22 @@ impl StateStore {
         let backend = match settings.kind {
             StoreKind::Memory => Backend::Memory(Mutex::default()),
             StoreKind::Local { data_dir } => {
-                let store = local::LocalStore::open(&data_dir, retention_ms)?;
+                let store = local::LocalStore::open(&data_dir, retention_ms, true)?;
                 for (key, expires_ms) in store.live_nonces(now_ms)? {
                     replay.restore(&key, expires_ms);
                 }
                 Backend::Local(store)
             }
+            StoreKind::Redis {
+                url,
+                prefix,
+                timeout,
+                data_dir,
+            } => Backend::Redis {
+                redis: redis::RedisStore::open(&url, prefix, timeout)?,
+                journal: local::LocalStore::open(&data_dir, retention_ms, false)?,
+                retention: settings.retention,
+            },
         };
         Ok(Self {
             replay,
@@ -132,13 +165,62 @@ impl StateStore {
         })
     }
 
-    /// Refuses a call whose nonce (V2) or token (V1) was seen inside its window, here or before a restart.
-    pub fn check_replay(&self, call: &Verified, now_ms: u64) -> Result<(), ReplayError> {
-        self.replay.check_and_remember(call, now_ms)
+    /// Refuses a call whose nonce (V2) or token (V1) was seen inside its window: here, before a restart, or (with
+    /// Redis) on another replica. The outer error is the store failing; the inner one is the replay.
+    pub async fn check_replay(
+        &self,
+        call: &Verified,
+        now_ms: u64,
+    ) -> Result<Result<(), ReplayError>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) | Backend::Local(_) => {
+                Ok(self.replay.check_and_remember(call, now_ms))
+            }
+            Backend::Redis { redis, .. } => {
+                let fresh = redis
+                    .remember(call.replay_key(), call.replay_expires_ms())
+                    .await?;
+                Ok(if fresh {
+                    Ok(())
+                } else {
+                    Err(ReplayError::Replayed)
+                })
+            }
+        }
+    }
+
+    /// Holds `key` against other replicas until [`StateStore::release`] (or the deadline passes), waiting while
+    /// another replica holds it. Returns the key to release; `None` for single-process backends.
+    pub async fn claim(
+        &self,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<String>, StoreError> {
+        let Backend::Redis { redis, .. } = &self.backend else {
+            return Ok(None);
+        };
+        loop {
+            let ttl = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if ttl.is_zero() {
+                return Err(StoreError::Claimed);
+            }
+            if redis.claim(key, ttl).await? {
+                return Ok(Some(key.to_owned()));
+            }
+            tokio::time::sleep(CLAIM_POLL.min(ttl)).await;
+        }
+    }
+
+    pub async fn release(&self, key: &str) {
+        if let Backend::Redis { redis, .. } = &self.backend {
+            if let Err(e) = redis.release(key).await {
+                tracing::warn!(error = %e, "cannot release an idempotency claim; it expires at its deadline");
+            }
+        }
     }
 
     /// The recorded answer for an idempotency key, if any (and not past retention).
-    pub fn lookup(&self, key: &str, now_ms: u64) -> Result<Option<Record>, StoreError> {
+    pub async fn lookup(&self, key: &str, now_ms: u64) -> Result<Option<Record>, StoreError> {
         let stored = match &self.backend {
             Backend::Memory(map) => {
                 map.lock()
@@ -152,6 +234,7 @@ impl StateStore {
                     })
             }
             Backend::Local(store) => store.record(key)?,
+            Backend::Redis { redis, .. } => redis.record(key).await?,
         };
         let Some(stored) = stored.filter(|r| r.at_ms.saturating_add(self.retention_ms) >= now_ms)
         else {
@@ -167,6 +250,14 @@ impl StateStore {
             answer: answer.to_vec(),
             at_ms: stored.at_ms,
         }))
+    }
+
+    /// Whether the backend is reachable (Redis only; the others are always healthy while the process runs).
+    pub fn health(&self) -> Option<Arc<AtomicBool>> {
+        match &self.backend {
+            Backend::Redis { redis, .. } => Some(redis.health()),
+            Backend::Memory(_) | Backend::Local(_) => None,
+        }
     }
 
     /// Makes a call's nonce, record and journal entry durable; returns once they are on disk.
@@ -201,6 +292,22 @@ impl StateStore {
                     })
                     .await
             }
+            Backend::Redis {
+                redis,
+                journal,
+                retention,
+            } => {
+                if let Some((key, record)) = &record {
+                    redis.save(key, record, *retention).await?;
+                }
+                journal
+                    .commit(local::Batch {
+                        nonce: None,
+                        record: None,
+                        entry: commit.entry,
+                    })
+                    .await
+            }
         }
     }
 
@@ -211,6 +318,6 @@ impl StateStore {
 
     /// Whether this store writes a journal (only the durable backend does).
     pub fn journals(&self) -> bool {
-        matches!(self.backend, Backend::Local(_))
+        matches!(self.backend, Backend::Local(_) | Backend::Redis { .. })
     }
 }

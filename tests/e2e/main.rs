@@ -9,6 +9,7 @@ mod hostile;
 mod idempotency;
 mod lifecycle;
 mod python_app;
+mod redis;
 mod tls;
 mod upstream_failures;
 mod v1;

@@ -2,6 +2,7 @@
 //! and check `Body-Sign` with `ring` (independently of koogate's own HMAC code).
 
 pub mod client;
+pub mod process;
 pub mod upstream;
 
 use koogate::clock::SystemClock;

@@ -1,0 +1,147 @@
+//! The real `koogate` binary as a child process, and a real `redis-server`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `koogate run`; killed on drop.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl GatewayProcess {
+    /// Starts the binary with `config` (written into `dir`) and waits for its listener addresses (JSON logs).
+    pub fn spawn(dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
+        let path = dir.join(format!(
+            "koogate-{}.toml",
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        std::fs::write(&path, config).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_koogate"));
+        command
+            .args(["run", "--config"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut https, mut admin) = (None, None);
+        let started = Instant::now();
+        while https.is_none() || admin.is_none() {
+            let line = logs
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("koogate did not start"));
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                panic!("koogate: {line}")
+            };
+            let listen = v["listen"].as_str().and_then(|a| a.parse().ok());
+            match v["message"].as_str().unwrap_or_default() {
+                m if m.starts_with("serving KooGallery calls") => https = listen,
+                m if m.starts_with("admin endpoint") => admin = listen,
+                _ => {}
+            }
+            assert!(started.elapsed() < Duration::from_secs(10));
+        }
+        Self {
+            child,
+            https: https.unwrap(),
+            admin: admin.unwrap(),
+        }
+    }
+
+    /// SIGTERM, then the exit code once it has drained.
+    pub fn terminate(mut self) -> Option<i32> {
+        assert!(Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `redis-server` on a free loopback port, without persistence; stopped on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { child: None, port };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
