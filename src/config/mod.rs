@@ -74,6 +74,19 @@ pub struct UpstreamConfig {
     pub routes: Vec<RouteConfig>,
     /// For each activity (in [`Activity::ALL`] order) the index of its route.
     pub route_of: [usize; Activity::ALL.len()],
+    /// Where debugging calls (`testFlag=1`) go.
+    pub test_calls: TestCalls,
+}
+
+/// What KooGallery's debugging calls and lifecycle probes (`testFlag=1`) reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestCalls {
+    /// The same routes as real calls.
+    Forward,
+    /// One route (index into `routes`), for example a staging copy of the app.
+    Sandbox(usize),
+    /// koogate's built-in deterministic responder; nothing is forwarded.
+    Builtin { front_end_url: String },
 }
 
 impl UpstreamConfig {

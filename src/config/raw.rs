@@ -28,6 +28,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Durable by default: an acknowledged answer must survive a restart.
 pub const DEFAULT_STORE_BACKEND: &str = "local";
 pub const DEFAULT_DATA_DIR: &str = "koogate-data";
+/// What the built-in test responder answers as the instance's front-end URL.
+pub const DEFAULT_TEST_FRONT_END_URL: &str = "https://example.com/koogallery-test";
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "koogate:";
 /// Redis on the same network answers in well under a millisecond; half a second bounds a stuck connection
 /// while leaving the 4.5 s deadline to the upstream.
@@ -56,6 +58,8 @@ pub struct RawConfig {
     pub v1: RawV1,
     #[serde(default)]
     pub store: RawStore,
+    #[serde(default)]
+    pub test_calls: RawTestCalls,
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
@@ -130,6 +134,26 @@ pub struct RawAccessKey {
     pub field_cipher: String,
     #[serde(default)]
     pub encrypt_app_info: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTestCalls {
+    #[serde(default = "d_test_mode")]
+    pub mode: String,
+    pub sandbox_route: Option<String>,
+    #[serde(default = "d_test_front_end_url")]
+    pub front_end_url: String,
+}
+
+impl Default for RawTestCalls {
+    fn default() -> Self {
+        Self {
+            mode: d_test_mode(),
+            sandbox_route: None,
+            front_end_url: d_test_front_end_url(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +247,12 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
+fn d_test_mode() -> String {
+    "forward".to_owned()
+}
+fn d_test_front_end_url() -> String {
+    DEFAULT_TEST_FRONT_END_URL.to_owned()
+}
 fn d_redis_prefix() -> String {
     DEFAULT_REDIS_KEY_PREFIX.to_owned()
 }

@@ -85,7 +85,10 @@ impl Validator<'_> {
             ),
         };
         let keys = self.keys(&raw.access_keys);
-        let upstream = self.upstream(&raw.upstream);
+        let upstream = self.upstream(&raw.upstream).map(|mut upstream| {
+            upstream.test_calls = self.test_calls(&raw.test_calls, &upstream);
+            upstream
+        });
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
 
@@ -306,6 +309,7 @@ impl Validator<'_> {
             max_answer_bytes,
             routes,
             route_of,
+            test_calls: TestCalls::Forward,
         })
     }
 
@@ -321,6 +325,46 @@ impl Validator<'_> {
                     format!("`{value}` is not an absolute http:// or https:// URL"),
                 ));
                 None
+            }
+        }
+    }
+
+    fn test_calls(&mut self, raw: &RawTestCalls, upstream: &UpstreamConfig) -> TestCalls {
+        match (raw.mode.as_str(), &raw.sandbox_route) {
+            ("forward", None) => TestCalls::Forward,
+            ("builtin", None) => TestCalls::Builtin {
+                front_end_url: raw.front_end_url.clone(),
+            },
+            ("sandbox", Some(name)) => match upstream.routes.iter().position(|r| &r.name == name) {
+                Some(index) => TestCalls::Sandbox(index),
+                None => {
+                    self.issues.push(issue(
+                        "test_calls.sandbox_route",
+                        format!("no route named `{name}`"),
+                    ));
+                    TestCalls::Forward
+                }
+            },
+            ("sandbox", None) => {
+                self.issues.push(issue(
+                    "test_calls.sandbox_route",
+                    "mode `sandbox` needs the name of a route",
+                ));
+                TestCalls::Forward
+            }
+            ("forward" | "builtin", Some(_)) => {
+                self.issues.push(issue(
+                    "test_calls.sandbox_route",
+                    "only used with mode `sandbox`",
+                ));
+                TestCalls::Forward
+            }
+            (other, _) => {
+                self.issues.push(issue(
+                    "test_calls.mode",
+                    format!("`{other}` is not `forward`, `sandbox` or `builtin`"),
+                ));
+                TestCalls::Forward
             }
         }
     }

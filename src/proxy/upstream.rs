@@ -100,7 +100,11 @@ impl Upstreams {
         request: &UpstreamRequest,
         deadline: Instant,
     ) -> Result<Bytes, UpstreamError> {
-        let route = &self.routes[self.config.route_index(request.activity)];
+        let index = match self.config.test_calls {
+            crate::config::TestCalls::Sandbox(sandbox) if request.test_flag => sandbox,
+            _ => self.config.route_index(request.activity),
+        };
+        let route = &self.routes[index];
         let started = Instant::now();
         let deadline = deadline.min(started + route.config.timeout);
         let result = tokio::time::timeout_at(deadline, self.exchange(route, request))

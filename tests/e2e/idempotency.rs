@@ -249,3 +249,87 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn debugging_calls_can_go_to_a_sandbox_route_and_never_touch_production() {
+    let production = Upstream::start(Behaviour::Unique).await;
+    let sandbox = Upstream::start(Behaviour::Unique).await;
+    let mut options = Options::new(&production);
+    options.extra_toml = format!("[upstream.routes.sandbox]\nurl = \"{}\"\n\n[test_calls]\nmode = \"sandbox\"\nsandbox_route = \"sandbox\"\n", sandbox.url());
+    let gateway = TestGateway::start_with(options).await;
+    let test = json!({"activity":"newInstance","businessId":"b","orderId":"MOCKPERIODYEARNEW","orderLineId":"MOCKPERIODYEARNEW-000001","testFlag":"1"});
+    let first = gateway.client().send(&Call::json(&test)).await;
+    first.assert_code("000000");
+    let again = gateway.client().send(&Call::json(&test)).await;
+    assert_eq!(again.json()["instanceId"], first.json()["instanceId"]);
+    gateway
+        .client()
+        .send(&new_instance("REAL-1"))
+        .await
+        .assert_code("000000");
+    assert_eq!(
+        (sandbox.count(), production.count()),
+        (1, 1),
+        "test calls in the sandbox, real ones in production"
+    );
+}
+
+#[tokio::test]
+async fn the_builtin_responder_answers_debugging_calls_deterministically_without_any_upstream() {
+    let production = Upstream::start(Behaviour::Unique).await;
+    let mut options = Options::new(&production);
+    options.extra_toml =
+        "[test_calls]\nmode = \"builtin\"\nfront_end_url = \"https://test.example/\"\n".into();
+    let gateway = TestGateway::start_with(options).await;
+    let new = |order: &str| {
+        Call::json(
+            &json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":format!("{order}-000001"),"testFlag":"1"}),
+        )
+    };
+    let first = gateway.client().send(&new("MOCKONETIMENEW")).await;
+    first.assert_code("000000");
+    let id = first.json()["instanceId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("test-"));
+    let query = gateway
+        .client()
+        .send(&Call::json(
+            &json!({"activity":"queryInstance","instanceId":id,"testFlag":"1"}),
+        ))
+        .await;
+    query.assert_code("000000");
+    assert_eq!(
+        query.json()["info"][0]["appInfo"]["frontEndUrl"],
+        "https://test.example/"
+    );
+    for activity in [
+        json!({"activity":"refreshInstance","scene":"RENEWAL","orderId":"MOCKMONTYRENEW","orderLineId":"MOCKMONTYRENEW-000001","instanceId":id,"expireTime":"20300101000000","testFlag":"1"}),
+        json!({"activity":"updateInstanceStatus","instanceId":id,"status":"FREEZE","testFlag":"1"}),
+        json!({"activity":"releaseInstance","instanceId":id,"testFlag":"1"}),
+    ] {
+        gateway
+            .client()
+            .send(&Call::json(&activity))
+            .await
+            .assert_code("000000");
+    }
+    assert_eq!(
+        production.count(),
+        0,
+        "debugging calls never reach production"
+    );
+
+    // Deterministic: a fresh gateway (no records) gives the same instance for the same mock order.
+    let mut options = Options::new(&production);
+    options.extra_toml = "[test_calls]\nmode = \"builtin\"\n".into();
+    let other = TestGateway::start_with(options).await;
+    assert_eq!(
+        other.client().send(&new("MOCKONETIMENEW")).await.json()["instanceId"],
+        id.as_str()
+    );
+    gateway
+        .client()
+        .send(&new_instance("REAL-2"))
+        .await
+        .assert_code("000000");
+    assert_eq!(production.count(), 1);
+}
