@@ -164,7 +164,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read the journal in {}", data_dir.display()))?;
             let mut out = std::io::stdout().lock();
             for entry in &entries {
-                writeln!(out, "{}", journal::export(entry, sealer.as_ref()))?;
+                match writeln!(out, "{}", journal::export(entry, sealer.as_ref())) {
+                    // `koogate journal | head` closes the pipe early: that is not an error.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    other => other?,
+                }
             }
             Ok(())
         }
