@@ -8,6 +8,7 @@
 //! [`run`] is what `koogate run` calls and what the integration tests drive, on listeners they bind themselves.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;

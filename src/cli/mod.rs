@@ -1,0 +1,103 @@
+//! The `koogate` command line: one subcommand per file, each with its arguments and its `run`.
+
+mod check;
+mod journal;
+
+use crate::config::{Config, LogFormat, ProcessEnv};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "koogate",
+    version,
+    about = "KooGallery SaaS gateway: TLS, signatures and normalised JSON for your app"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "KOOGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file, listing every error with its key path, and print the routes.
+    Check(check::CheckArgs),
+    /// Print the audit journal as JSON lines (oldest first), optionally filtered.
+    Journal(journal::JournalArgs),
+    /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
+    Demo {
+        /// Where the development certificate and demo key are kept.
+        #[arg(long, default_value = ".koogate-dev")]
+        dir: PathBuf,
+        /// HTTPS address of the demo gateway.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Keep serving after the demo calls, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
+}
+
+/// Runs the parsed command; `Ok(false)` means "ran, but the outcome is a failure" (non-zero exit, no error text).
+pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(&config, &ProcessEnv)?;
+            init_logging(config.log.format, &config.log.level);
+            let listeners = crate::Listeners::bind(&config).await?;
+            crate::run(config, listeners, shutdown_signal()).await?;
+            Ok(true)
+        }
+        Command::Check(args) => check::run(args).await,
+        Command::Journal(args) => journal::run(args),
+        Command::Demo { dir, listen, serve } => {
+            init_logging(LogFormat::Text, "warn");
+            crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;
+            Ok(true)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
