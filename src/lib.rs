@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod proxy;
 pub mod secret;
+pub mod simulate;
 pub mod state;
 
 use anyhow::Context;

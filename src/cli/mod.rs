@@ -2,6 +2,8 @@
 
 mod check;
 mod journal;
+mod simulate;
+mod tools;
 
 use crate::config::{Config, LogFormat, ProcessEnv};
 use clap::{Parser, Subcommand};
@@ -32,6 +34,16 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the audit journal as JSON lines (oldest first), optionally filtered.
     Journal(journal::JournalArgs),
+    /// Act as KooGallery: send the debugging cases to a production URL and judge the answers like the console.
+    Simulate(simulate::SimulateArgs),
+    /// Sign a V2 body (or V1 parameters) as KooGallery would, for curl scripts.
+    Sign(tools::SignArgs),
+    /// Verify a response's `Body-Sign` header against its body.
+    Verify(tools::VerifyArgs),
+    /// Encrypt a sensitive field with a product's key and algorithm.
+    Encrypt(tools::FieldArgs),
+    /// Decrypt a sensitive field with a product's key and algorithm.
+    Decrypt(tools::FieldArgs),
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
         /// Where the development certificate and demo key are kept.
@@ -58,6 +70,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Check(args) => check::run(args).await,
         Command::Journal(args) => journal::run(args),
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Sign(args) => tools::sign(args),
+        Command::Verify(args) => tools::verify(args),
+        Command::Encrypt(args) => tools::encrypt(args),
+        Command::Decrypt(args) => tools::decrypt(args),
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
             crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;

@@ -67,7 +67,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "  journal  koogate journal --data-dir {}\n",
         options.dir.join("data").display()
     );
-    let client = client::KooClient::new(&cert_pem, DEMO_ACCESS_KEY.as_bytes())?;
+    let client = crate::simulate::client::KooClient::new(
+        Some(&cert_pem),
+        DEMO_ACCESS_KEY.as_bytes(),
+        std::time::Duration::from_secs(5),
+    )?;
     let url = format!("https://localhost:{}/koogallery", https.port());
     let outcome = client::run_demo_calls(&client, &url, &app).await;
 

@@ -214,7 +214,13 @@ mod tests {
                 WINDOW,
             )
             .unwrap();
-            assert_eq!(v.replay_key(), format!("v2:{NONCE}"));
+            assert_eq!(
+                v.replay_key(),
+                format!(
+                    "v2:{}",
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(NONCE))
+                )
+            );
             assert_eq!(v.replay_expires_ms(), TS + 60_000);
             assert!(matches!(v.payload(), Payload::V2(b) if b.as_ref() == BODY.as_bytes()));
         }

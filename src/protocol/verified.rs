@@ -4,6 +4,7 @@
 use super::activity::Generation;
 use crate::secret::KeyIndex;
 use bytes::Bytes;
+use sha2::Digest;
 
 /// What was signed, as received.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub enum Payload {
 #[derive(Debug)]
 pub struct Verified {
     key: KeyIndex,
-    /// The value that must not be accepted twice (V2 nonce, V1 authToken), prefixed by generation.
+    /// What must not be accepted twice: SHA-256 of the V2 nonce or V1 authToken, prefixed by generation.
     replay_key: String,
     /// After this instant the freshness check alone refuses a replay, so the replay key may be forgotten.
     replay_expires_ms: u64,
@@ -35,9 +36,14 @@ impl Verified {
             Payload::V2(_) => Generation::V2,
             Payload::V1(_) => Generation::V1,
         };
+        // Stored on disk and in Redis: a digest, so neither nonces nor V1 tokens (signatures) are kept in clear.
         Self {
             key,
-            replay_key: format!("{}:{token}", generation.name()),
+            replay_key: format!(
+                "{}:{}",
+                generation.name(),
+                hex::encode(sha2::Sha256::digest(token.as_bytes()))
+            ),
             replay_expires_ms,
             payload,
         }

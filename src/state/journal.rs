@@ -38,6 +38,10 @@ pub struct JournalEntry {
     pub sealed: Option<String>,
 }
 
+fn day_of(entry: &JournalEntry) -> &str {
+    entry.at.get(..10).unwrap_or("unknown")
+}
+
 /// Which entries `koogate journal` prints.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -76,30 +80,54 @@ impl JournalWriter {
         Ok(Self { dir, current: None })
     }
 
-    /// Writes the lines and `fdatasync`s the file.
+    /// Writes the lines, each into its day's file, and `fdatasync`s every file written.
     pub fn append(&mut self, entries: &[JournalEntry]) -> std::io::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
+        let mut start = 0;
+        while start < entries.len() {
+            let day = day_of(&entries[start]);
+            let end = entries[start..]
+                .iter()
+                .position(|e| day_of(e) != day)
+                .map_or(entries.len(), |n| start + n);
+            let mut text = String::new();
+            for entry in &entries[start..end] {
+                text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
+                text.push('\n');
+            }
+            let file = self.file_for(day)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_data()?;
+            start = end;
         }
-        let mut text = String::new();
-        for entry in entries {
-            text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
-        let day = entries[0].at.get(..10).unwrap_or("unknown").to_owned();
-        if self.current.as_ref().is_none_or(|(d, _)| *d != day) {
-            let file = OpenOptions::new()
+        Ok(())
+    }
+
+    /// The day's file, opened for appending. A torn last line (a crash mid-write; its answer was never sent) is
+    /// cut off first, so the next entry starts on a line of its own.
+    fn file_for(&mut self, day: &str) -> std::io::Result<&mut File> {
+        if self.current.as_ref().is_none_or(|(d, _)| d != day) {
+            let path = self.dir.join(format!("{day}.jsonl"));
+            let mut file = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
-                .open(self.dir.join(format!("{day}.jsonl")))?;
-            self.current = Some((day, file));
+                .open(&path)?;
+            let len = file.metadata()?.len();
+            if len > 0 {
+                let text = std::fs::read(&path)?;
+                let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) as u64;
+                if keep < len {
+                    file.set_len(keep)?;
+                    file.sync_data()?;
+                }
+            }
+            file.flush()?;
+            self.current = Some((day.to_owned(), file));
         }
-        let (_, file) = self
-            .current
+        self.current
             .as_mut()
-            .ok_or_else(|| std::io::Error::other("no journal file"))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_data()
+            .map(|(_, f)| f)
+            .ok_or_else(|| std::io::Error::other("no journal file"))
     }
 
     /// Deletes daily files older than `keep_days` (by name, which is the UTC date).

@@ -4,6 +4,7 @@ mod support;
 
 mod binary;
 mod contract;
+mod crash;
 mod happy;
 mod hostile;
 mod idempotency;
