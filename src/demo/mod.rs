@@ -73,7 +73,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         std::time::Duration::from_secs(5),
     )?;
     let url = format!("https://localhost:{}/koogallery", https.port());
-    let outcome = client::run_demo_calls(&client, &url, &app).await;
+    let mut outcome = client::run_demo_calls(&client, &url, &app).await;
+    if outcome.is_ok() {
+        outcome = run_simulate(&client, &url).await;
+    }
 
     if options.serve && outcome.is_ok() {
         println!(
@@ -85,6 +88,31 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let _ = stop.send(());
     gateway.await??;
     outcome
+}
+
+/// Runs `koogate simulate`'s built-in V2 and V1 suites against the demo, as KooGallery's console would.
+async fn run_simulate(
+    client: &crate::simulate::client::KooClient,
+    url: &str,
+) -> anyhow::Result<()> {
+    use crate::protocol::fields::{FieldCipher, FieldKey};
+    let field_key = FieldKey::derive(DEMO_ACCESS_KEY.as_bytes(), FieldCipher::Aes256Cbc);
+    let mut failed = 0;
+    for v1 in [false, true] {
+        println!(
+            "\n$ koogate simulate --url {url} --key-file …/demo-access-key{}",
+            if v1 { " --v1" } else { "" }
+        );
+        let cases = crate::simulate::case::builtin(v1)?;
+        let report = crate::simulate::run(client, url, &cases, &field_key, !v1).await;
+        print!(
+            "{}",
+            report.table(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        );
+        failed += report.failed;
+    }
+    anyhow::ensure!(failed == 0, "{failed} simulate case(s) failed");
+    Ok(())
 }
 
 /// Creates a self-signed certificate for `localhost` and `127.0.0.1` on first run; returns the certificate PEM.
