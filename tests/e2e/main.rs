@@ -11,6 +11,7 @@ mod idempotency;
 mod lifecycle;
 mod python_app;
 mod redis;
+mod simulate;
 mod tls;
 mod upstream_failures;
 mod v1;

@@ -8,13 +8,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 /// The Python app on a free port; killed on drop.
-struct PythonApp {
+pub struct PythonApp {
     child: Child,
     port: u16,
 }
 
 impl PythonApp {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/examples/python-upstream/app.py"
@@ -38,7 +38,7 @@ impl PythonApp {
         Self { child, port }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/koogallery", self.port)
     }
 
