@@ -16,21 +16,26 @@ pub mod gateway;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod reload;
 pub mod secret;
 pub mod simulate;
 pub mod state;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use clock::{Clock, SystemClock};
 use config::Config;
+use config::Env;
 use gateway::Gateway;
 use metrics::Metrics;
 use proxy::admin::{self, Readiness};
+use proxy::server::CurrentGateway;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 /// The sockets koogate serves. Bound by the caller, so tests can use port 0 and read the addresses.
 pub struct Listeners {
@@ -65,8 +70,9 @@ impl Listeners {
     }
 }
 
-/// Serves until `shutdown` completes, then drains: readiness turns false, listeners stop accepting, in-flight
-/// requests finish (bounded by `server.shutdown_grace_ms`), and `run` returns.
+/// Serves until `shutdown` completes, then drains: readiness turns false, the listeners keep serving for
+/// `server.drain_delay_ms` (so load balancers notice), then stop accepting, in-flight requests finish (bounded by
+/// `server.shutdown_grace_ms`), and `run` returns.
 pub async fn run(
     config: Config,
     listeners: Listeners,
@@ -78,40 +84,40 @@ pub async fn run(
         Metrics::new()?,
         Arc::new(SystemClock),
         shutdown,
+        None,
     )
     .await
 }
 
-/// [`run`] with the metrics registry and clock supplied by the caller.
+/// How a running gateway is told to reload: each message on `triggers` reloads `path`.
+pub struct Reload {
+    pub path: PathBuf,
+    pub env: Box<dyn Env + Send + Sync>,
+    pub triggers: mpsc::Receiver<()>,
+}
+
+/// [`run`] with the metrics registry and clock supplied by the caller, and optionally reloadable.
 pub async fn run_with(
     config: Config,
     listeners: Listeners,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
+    mut reload: Option<Reload>,
 ) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let tls = proxy::tls::server_config(
-        &config.server.cert_chain_file,
-        &config.server.private_key_file,
-        config.server.http2,
-    )
-    .context(
-        "cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)",
-    )?;
-    let gateway = Arc::new(
-        Gateway::new(config.clone(), metrics.clone(), clock).context("cannot start the gateway")?,
-    );
+    let gateway = Gateway::new(Arc::new(config), metrics.clone(), clock)
+        .context("cannot start the gateway")?;
+    metrics.config_last_reload_success.set(unix_seconds());
     let readiness = Readiness::depending_on(gateway.store_health());
+    let current: CurrentGateway = Arc::new(ArcSwap::from_pointee(gateway));
     let (stop, stopped) = watch::channel(false);
 
     let mut servers = tokio::task::JoinSet::new();
     tracing::info!(listen = %listeners.https.local_addr()?, "serving KooGallery calls over HTTPS (TLS 1.2+)");
     servers.spawn(proxy::server::serve(
         listeners.https,
-        Some(TlsAcceptor::from(tls)),
-        gateway.clone(),
-        config.server.clone(),
+        true,
+        current.clone(),
         stopped.clone(),
     ));
     if let Some(plain) = listeners.plain_http {
@@ -119,9 +125,8 @@ pub async fn run_with(
             "plain-HTTP listener enabled: only safe behind a load balancer that terminates TLS 1.2+ itself");
         servers.spawn(proxy::server::serve(
             plain,
-            None,
-            gateway.clone(),
-            config.server.clone(),
+            false,
+            current.clone(),
             stopped.clone(),
         ));
     }
@@ -135,13 +140,41 @@ pub async fn run_with(
 
     readiness.set(true);
     metrics.ready.set(1);
-    shutdown.await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let trigger = async {
+            match reload.as_mut() {
+                Some(reload) => reload.triggers.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = trigger => {
+                if let Some(reload) = &reload {
+                    reload::apply(&current, reload);
+                }
+            }
+        }
+    }
     readiness.set(false);
     metrics.ready.set(0);
-    tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+    let drain = current.load().config().server.drain_delay;
+    tracing::info!(
+        drain_delay_ms = drain.as_millis() as u64,
+        "shutting down: not ready; draining before closing listeners"
+    );
+    tokio::time::sleep(drain).await;
     let _ = stop.send(true);
     while servers.join_next().await.is_some() {}
     let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -45,6 +45,13 @@ pub struct Metrics {
     pub handshake_duration: Histogram,
     /// Calls answered from an idempotency record without calling the upstream.
     pub idempotency_hits: IntCounter,
+    /// Configuration reloads by result (`success`, `failure`).
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_success: IntGauge,
+    /// The serving certificate's `notAfter`, Unix seconds.
+    pub certificate_expiry: IntGauge,
+    /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
+    pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
 }
 
@@ -125,6 +132,32 @@ impl Metrics {
             "Calls answered from an idempotency record without calling the upstream",
         )?;
         registry.register(Box::new(idempotency_hits.clone()))?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "koogate_config_reloads_total",
+                "Configuration reloads, by result",
+            ),
+            &["result"],
+        )?;
+        let config_last_reload_success = IntGauge::new(
+            "koogate_config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded (start or last successful reload), Unix seconds",
+        )?;
+        let certificate_expiry = IntGauge::new(
+            "koogate_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate, Unix seconds",
+        )?;
+        let journal_writes = IntCounterVec::new(
+            Opts::new(
+                "koogate_journal_writes_total",
+                "Durable commits of calls' records and journal entries, by result",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(config_reloads.clone()))?;
+        registry.register(Box::new(config_last_reload_success.clone()))?;
+        registry.register(Box::new(certificate_expiry.clone()))?;
+        registry.register(Box::new(journal_writes.clone()))?;
         let replay_cache_entries = IntGauge::new(
             "koogate_replay_cache_entries",
             "Nonces remembered for replay protection",
@@ -198,6 +231,10 @@ impl Metrics {
             ready,
             handshake_duration,
             idempotency_hits,
+            config_reloads,
+            config_last_reload_success,
+            certificate_expiry,
+            journal_writes,
             connections_accepted,
         })
     }

@@ -1,27 +1,424 @@
-//! `koogate check`: validate a configuration without starting anything.
+//! `koogate check`: validate a configuration without starting anything, and show what it would do.
+//!
+//! Problems go to standard error (each with its key path, what was expected, what was seen and what to do next),
+//! the report to standard output. Any problem makes the exit code non-zero; a warning does not.
 
-use crate::config::{Config, ProcessEnv};
-use anyhow::Context;
-use std::path::PathBuf;
+use crate::config::{Config, ProcessEnv, RawConfig, TestCalls};
+use crate::metrics::Metrics;
+use crate::protocol::Activity;
+use crate::proxy::tls::{server_config, TlsError};
+use crate::proxy::upstream::Upstreams;
+use crate::state::StoreKind;
+use rustls::client::verify_server_cert_signed_by_trust_anchor;
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, InconsistentKeys, RootCertStore};
+use rustls_pki_types::{pem::PemObject, CertificateDer, UnixTime};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A certificate this close to its end gets a warning: enough time to renew and deploy before KooGallery's
+/// twice-daily probes start failing (five failing days freeze the product).
+const EXPIRY_WARNING_DAYS: u64 = 30;
+/// `--probe-upstreams` waits this long for each TCP connection; a local upstream answers in microseconds.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// 10000-01-01T00:00:00Z: later than any X.509 `notAfter` (GeneralizedTime stops at year 9999).
+const END_OF_TIME: Duration = Duration::from_secs(253_402_300_800);
+const SECONDS_PER_DAY: u64 = 86_400;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
+    /// The TOML configuration file.
     #[arg(long, short, env = "KOOGATE_CONFIG")]
     config: PathBuf,
+    /// Also try a TCP connection (1 s timeout) to each route's host and port, and to Redis; no request is sent.
+    #[arg(long)]
+    probe_upstreams: bool,
+}
+
+/// Prints a problem: the key path and what is wrong, then indented `expected`/`seen`/`next` lines.
+fn problem(path: &str, message: &str, details: &[(&str, &str)]) {
+    eprintln!("error: {path}: {message}");
+    for (label, text) in details {
+        eprintln!("  {label:<9} {text}");
+    }
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
-    let config = Config::load(&args.config, &ProcessEnv)?;
-    crate::proxy::tls::server_config(
+    let shown = args.config.display();
+    let config = match Config::load(&args.config, &ProcessEnv) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{shown}: {} configuration error(s):", errors.0.len());
+            for issue in &errors.0 {
+                eprintln!("error: {}: {}", issue.path, issue.message);
+            }
+            // Still check the certificate, so one run lists every problem.
+            if let Some((cert, key)) = raw_tls_files(&args.config) {
+                check_tls(&cert, &key);
+            }
+            eprintln!(
+                "next: fix each key above (config/koogate.example.toml documents every key with its unit and \
+                 default) and run `koogate check` again"
+            );
+            return Ok(false);
+        }
+    };
+    print_summary(&config);
+    let mut ok = check_tls(
         &config.server.cert_chain_file,
         &config.server.private_key_file,
-        false,
-    )
-    .context("the certificate and key do not load")?;
-    println!("{}: valid", args.config.display());
-    for activity in crate::protocol::Activity::ALL {
-        let route = config.upstream.route_for(activity);
-        println!("  {:<22} → {} ({})", activity.name(), route.url, route.name);
+    );
+    ok &= check_upstream_ca_files(&config)?;
+    if args.probe_upstreams {
+        ok &= probe(&config).await;
     }
-    Ok(true)
+    if ok {
+        println!("{shown}: valid");
+    } else {
+        eprintln!("{shown}: not ready: fix the errors above and run `koogate check` again");
+    }
+    Ok(ok)
+}
+
+/// The certificate and key paths of a file that did not validate, when its TOML at least parses.
+fn raw_tls_files(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let raw: RawConfig = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let (cert, key) = (&raw.server.cert_chain_file, &raw.server.private_key_file);
+    (!cert.as_os_str().is_empty() && !key.as_os_str().is_empty())
+        .then(|| (base.join(cert), base.join(key)))
+}
+
+/// Loads the chain and key exactly as `koogate run` does (rustls refuses a key that does not match the leaf),
+/// then reports the leaf's validity period and whether it chains to a public CA.
+fn check_tls(cert: &Path, key: &Path) -> bool {
+    let (cert_shown, key_shown) = (cert.display().to_string(), key.display().to_string());
+    if let Err(error) = server_config(cert, key, false) {
+        explain_tls_error(error, &cert_shown, &key_shown);
+        return false;
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        match CertificateDer::pem_file_iter(cert).and_then(|i| i.collect()) {
+            Ok(chain) => chain,
+            Err(e) => {
+                problem(
+                    "server.cert_chain_file",
+                    &format!("cannot read {cert_shown}: {e}"),
+                    &[],
+                );
+                return false;
+            }
+        };
+    let Some(leaf) = chain.first() else {
+        return false;
+    };
+    println!(
+        "tls: {cert_shown} ({} certificate(s)) and the key in {key_shown} match",
+        chain.len()
+    );
+    let Ok(parsed) = ParsedCertificate::try_from(leaf) else {
+        problem(
+            "server.cert_chain_file",
+            "the first certificate cannot be parsed",
+            &[("expected:", "an X.509 leaf certificate, first in the file")],
+        );
+        return false;
+    };
+    let algorithms = rustls::crypto::ring::default_provider()
+        .signature_verification_algorithms
+        .all;
+    let verify = |roots: &RootCertStore, at: UnixTime| {
+        verify_server_cert_signed_by_trust_anchor(&parsed, roots, &chain[1..], at, algorithms)
+    };
+    // webpki checks the leaf's validity period before it looks for an issuer, and its error carries the
+    // boundary: asked at the end of time, any certificate is "expired" and the error holds its notAfter.
+    let no_roots = RootCertStore::empty();
+    let now = UnixTime::now();
+    let not_after = match verify(&no_roots, UnixTime::since_unix_epoch(END_OF_TIME)) {
+        Err(rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
+            not_after,
+            ..
+        })) => not_after,
+        Err(rustls::Error::InvalidCertificate(CertificateError::Expired)) => {
+            problem(
+                "server.cert_chain_file",
+                "the leaf certificate's validity period is invalid (notBefore after notAfter)",
+                &[("next:", "issue a new certificate")],
+            );
+            return false;
+        }
+        _ => UnixTime::since_unix_epoch(END_OF_TIME),
+    };
+    if let Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+        not_before,
+        ..
+    })) = verify(&no_roots, now)
+    {
+        problem(
+            "server.cert_chain_file",
+            "the leaf certificate is not valid yet",
+            &[
+                ("expected:", "a certificate valid now"),
+                ("seen:", &format!("valid from {}", when(not_before))),
+                ("next:", "check this host's clock, or wait until then"),
+            ],
+        );
+        return false;
+    }
+    let (end, now_secs) = (not_after.as_secs(), now.as_secs());
+    if end < now_secs {
+        problem(
+            "server.cert_chain_file",
+            "the leaf certificate has expired",
+            &[
+                (
+                    "expected:",
+                    "a certificate valid now (KooGallery refuses the handshake otherwise)",
+                ),
+                ("seen:", &format!("expired {}", when(not_after))),
+                (
+                    "next:",
+                    "renew the certificate and install the new chain and key",
+                ),
+            ],
+        );
+        return false;
+    }
+    let days = (end - now_secs) / SECONDS_PER_DAY;
+    if days < EXPIRY_WARNING_DAYS {
+        eprintln!(
+            "warning: server.cert_chain_file: the leaf certificate expires {} (in {days} day(s)): renew it now",
+            when(not_after)
+        );
+    } else {
+        println!(
+            "tls: the leaf certificate expires {} (in {days} days)",
+            when(not_after)
+        );
+    }
+    let public = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    match verify(&public, now) {
+        Ok(()) => println!("tls: the chain leads to a public certificate authority"),
+        Err(e) => eprintln!(
+            "warning: server.cert_chain_file: the chain does not lead to a public certificate authority ({e}): \
+             fine for local tests, but KooGallery needs a CA-issued certificate with its intermediates in the file"
+        ),
+    }
+    true
+}
+
+fn explain_tls_error(error: TlsError, cert: &str, key: &str) {
+    let pem_next = "check the path (relative paths are relative to the configuration file) and the permissions";
+    match error {
+        TlsError::Certs { source, .. } => problem(
+            "server.cert_chain_file",
+            &format!("cannot read the certificate chain {cert}: {source}"),
+            &[("expected:", "PEM certificates, leaf first"), ("next:", pem_next)],
+        ),
+        TlsError::NoCerts { .. } => problem(
+            "server.cert_chain_file",
+            &format!("no certificate in {cert}"),
+            &[
+                ("expected:", "-----BEGIN CERTIFICATE----- blocks, leaf first"),
+                ("seen:", "none (is this the key file?)"),
+                ("next:", "point server.cert_chain_file at the full chain (e.g. fullchain.pem)"),
+            ],
+        ),
+        TlsError::Key { source, .. } => problem(
+            "server.private_key_file",
+            &format!("cannot read the private key {key}: {source}"),
+            &[
+                ("expected:", "one unencrypted PEM key (PKCS#8, PKCS#1 RSA or SEC1 EC)"),
+                ("next:", pem_next),
+            ],
+        ),
+        TlsError::Rustls(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => problem(
+            "server.private_key_file",
+            "the private key does not match the certificate",
+            &[
+                ("expected:", &format!("the key of the leaf (first) certificate in {cert}")),
+                ("seen:", &format!("a different key in {key}")),
+                (
+                    "next:",
+                    "install the key this certificate was issued for (or the certificate for this key); \
+                     `openssl x509 -noout -pubkey -in CERT` and `openssl pkey -pubout -in KEY` must print the same",
+                ),
+            ],
+        ),
+        TlsError::Rustls(e) => problem(
+            "server",
+            &format!("the certificate and key are not usable together: {e}"),
+            &[("next:", "check that both files belong to the same, supported (RSA, ECDSA or Ed25519) key")],
+        ),
+    }
+}
+
+fn when(at: UnixTime) -> String {
+    i64::try_from(at.as_secs())
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(crate::protocol::timefmt::rfc3339)
+        .unwrap_or_else(|| format!("at Unix time {}", at.as_secs()))
+}
+
+/// Builds each route's HTTP client as `koogate run` does, which loads its `ca_file`.
+fn check_upstream_ca_files(config: &Config) -> anyhow::Result<bool> {
+    let metrics = Metrics::new()?;
+    let mut ok = true;
+    for route in config
+        .upstream
+        .routes
+        .iter()
+        .filter(|r| r.ca_file.is_some())
+    {
+        let mut one = config.upstream.clone();
+        one.routes = vec![route.clone()];
+        if let Err(e) = Upstreams::new(&one, metrics.clone()) {
+            ok = false;
+            problem(
+                &format!("upstream.routes.{}.ca_file", route.name),
+                &anyhow::Error::from(e).to_string(),
+                &[
+                    (
+                        "expected:",
+                        "PEM CA certificates (-----BEGIN CERTIFICATE-----)",
+                    ),
+                    (
+                        "next:",
+                        "point ca_file at the CA that issued the upstream's certificate",
+                    ),
+                ],
+            );
+        }
+    }
+    Ok(ok)
+}
+
+fn print_summary(config: &Config) {
+    let keys: Vec<String> = config
+        .keys
+        .iter()
+        .map(|(_, k)| format!("{} ({})", k.name(), k.field_key().cipher().name()))
+        .collect();
+    println!("access keys: {}", keys.join(", "));
+    let days = config.store.retention.as_secs() / SECONDS_PER_DAY;
+    match &config.store.kind {
+        StoreKind::Memory => println!("store: memory (nothing survives a restart)"),
+        StoreKind::Local { data_dir } => println!(
+            "store: local, data_dir {}, retention {days} days, journal key set",
+            data_dir.display()
+        ),
+        StoreKind::Redis { url, prefix, timeout, data_dir } => println!(
+            "store: redis at {} (prefix {prefix}, timeout {} ms), journal in {}, retention {days} days",
+            redis_address(url).unwrap_or_else(|| "<unreadable url>".to_owned()),
+            timeout.as_millis(),
+            data_dir.display()
+        ),
+    }
+    println!("routes (activity → route → URL):");
+    for activity in Activity::ALL {
+        let route = config.upstream.route_for(activity);
+        println!("  {:<22} → {} → {}", activity.name(), route.name, route.url);
+    }
+    let upstream = &config.upstream;
+    match &upstream.test_calls {
+        TestCalls::Forward => println!("test calls (testFlag=1): forwarded like real calls, to the routes above"),
+        TestCalls::Sandbox(index) => {
+            let route = &upstream.routes[(*index).min(upstream.routes.len() - 1)];
+            println!("test calls (testFlag=1): sandbox route {} → {}", route.name, route.url);
+        }
+        TestCalls::Builtin { front_end_url } => println!(
+            "test calls (testFlag=1): koogate's built-in responder, nothing forwarded (frontEndUrl {front_end_url})"
+        ),
+    }
+}
+
+/// `host:port` of a Redis URL, without the password it may carry.
+fn redis_address(url: &str) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
+    Some(client.get_connection_info().addr().to_string())
+}
+
+/// A TCP connection to each route and to Redis; the connection is closed without sending anything.
+async fn probe(config: &Config) -> bool {
+    let mut targets: Vec<(String, String, u16)> = config
+        .upstream
+        .routes
+        .iter()
+        .map(|route| {
+            let https = route.url.scheme_str() == Some("https");
+            let port = route.url.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let host = route.url.host().unwrap_or_default();
+            (
+                format!("upstream.routes.{}.url", route.name),
+                host.to_owned(),
+                port,
+            )
+        })
+        .collect();
+    if let StoreKind::Redis { url, .. } = &config.store.kind {
+        if let Ok(client) = redis::Client::open(url.as_str()) {
+            match client.get_connection_info().addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    targets.push(("store.redis_url".to_owned(), host.clone(), *port))
+                }
+                other => {
+                    println!("probe: store.redis_url {other} is not a TCP address; not probed")
+                }
+            }
+        }
+    }
+    let attempts: Vec<_> = targets
+        .into_iter()
+        .map(|(label, host, port)| {
+            tokio::spawn(async move {
+                // `http::Uri` keeps the brackets of an IPv6 literal; the resolver wants the bare address.
+                let bare = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                let outcome = tokio::time::timeout(
+                    PROBE_TIMEOUT,
+                    tokio::net::TcpStream::connect((bare, port)),
+                )
+                .await;
+                (label, host, port, outcome)
+            })
+        })
+        .collect();
+    let mut ok = true;
+    for attempt in attempts {
+        let Ok((label, host, port, outcome)) = attempt.await else {
+            ok = false;
+            continue;
+        };
+        let seen = match outcome {
+            Ok(Ok(_)) => {
+                println!("probe: {label} {host}:{port} reachable (TCP connection accepted; no request sent)");
+                continue;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "no answer within {} s (a wrong host, or a firewall dropping packets?)",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        };
+        ok = false;
+        problem(
+            &label,
+            &format!("{host}:{port} unreachable"),
+            &[
+                ("expected:", "a TCP listener at that address"),
+                ("seen:", &seen),
+                (
+                    "next:",
+                    "start the service there, or fix the address in the configuration",
+                ),
+            ],
+        );
+    }
+    ok
 }

@@ -61,11 +61,40 @@ enum Command {
 /// Runs the parsed command; `Ok(false)` means "ran, but the outcome is a failure" (non-zero exit, no error text).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Run { config } => {
-            let config = Config::load(&config, &ProcessEnv)?;
+        Command::Run { config: path } => {
+            let config = Config::load(&path, &ProcessEnv)?;
             init_logging(config.log.format, &config.log.level);
             let listeners = crate::Listeners::bind(&config).await?;
-            crate::run(config, listeners, shutdown_signal()).await?;
+            let (triggers, received) = tokio::sync::mpsc::channel(4);
+            crate::reload::on_sighup(triggers.clone());
+            // Kept alive for the whole run: dropping the watcher stops it.
+            let _watcher = if config.reload.watch_files {
+                let mut files = config.reload.files.clone();
+                files.push(path.clone());
+                Some(crate::reload::watch_files(
+                    &files,
+                    config.reload.debounce,
+                    triggers,
+                )?)
+            } else {
+                None
+            };
+            let reload = crate::Reload {
+                path,
+                env: Box::new(ProcessEnv),
+                triggers: received,
+            };
+            let metrics = crate::metrics::Metrics::new()?;
+            let clock = std::sync::Arc::new(crate::clock::SystemClock);
+            crate::run_with(
+                config,
+                listeners,
+                metrics,
+                clock,
+                shutdown_signal(),
+                Some(reload),
+            )
+            .await?;
             Ok(true)
         }
         Command::Check(args) => check::run(args).await,

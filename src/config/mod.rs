@@ -27,6 +27,17 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
     pub store: StoreConfig,
+    pub reload: ReloadConfig,
+}
+
+/// How `koogate run` notices changes besides SIGHUP.
+#[derive(Debug, Clone)]
+pub struct ReloadConfig {
+    /// Watch the directories of the config, certificate and key files and reload on changes.
+    pub watch_files: bool,
+    pub debounce: Duration,
+    /// Every file the configuration reads (config file added by the caller): what the watcher watches.
+    pub files: Vec<PathBuf>,
 }
 
 /// Where state lives; see [`crate::state`].
@@ -50,6 +61,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    /// After SIGTERM: not ready, but still serving, for this long.
+    pub drain_delay: Duration,
 }
 
 #[derive(Debug, Clone)]

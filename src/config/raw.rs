@@ -28,6 +28,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Durable by default: an acknowledged answer must survive a restart.
 pub const DEFAULT_STORE_BACKEND: &str = "local";
 pub const DEFAULT_DATA_DIR: &str = "koogate-data";
+/// Secret and certificate updates (a Kubernetes symlink swap) arrive as bursts of file events.
+pub const DEFAULT_RELOAD_DEBOUNCE_MS: u64 = 500;
 /// What the built-in test responder answers as the instance's front-end URL.
 pub const DEFAULT_TEST_FRONT_END_URL: &str = "https://example.com/koogallery-test";
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "koogate:";
@@ -60,6 +62,8 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub test_calls: RawTestCalls,
+    #[serde(default)]
+    pub reload: RawReload,
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
@@ -85,6 +89,8 @@ pub struct RawServer {
     pub max_body_bytes: u64,
     #[serde(default = "d_grace")]
     pub shutdown_grace_ms: u64,
+    #[serde(default)]
+    pub drain_delay_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +140,24 @@ pub struct RawAccessKey {
     pub field_cipher: String,
     #[serde(default)]
     pub encrypt_app_info: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    #[serde(default)]
+    pub watch_files: bool,
+    #[serde(default = "d_debounce")]
+    pub debounce_ms: u64,
+}
+
+impl Default for RawReload {
+    fn default() -> Self {
+        Self {
+            watch_files: false,
+            debounce_ms: d_debounce(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +271,9 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
+fn d_debounce() -> u64 {
+    DEFAULT_RELOAD_DEBOUNCE_MS
+}
 fn d_test_mode() -> String {
     "forward".to_owned()
 }

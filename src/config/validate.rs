@@ -56,6 +56,7 @@ impl Validator<'_> {
                 0,
                 600_000,
             ),
+            drain_delay: self.duration("server.drain_delay_ms", s.drain_delay_ms, 0, 600_000),
         };
         let plain_http = raw
             .plain_http
@@ -91,6 +92,27 @@ impl Validator<'_> {
         });
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
+        let reload = ReloadConfig {
+            watch_files: raw.reload.watch_files,
+            debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
+            files: [
+                server.cert_chain_file.clone(),
+                server.private_key_file.clone(),
+            ]
+            .into_iter()
+            .chain(
+                raw.access_keys
+                    .iter()
+                    .filter_map(|k| k.file.as_ref().map(|f| self.base_dir.join(f))),
+            )
+            .chain(
+                raw.store
+                    .journal_key_file
+                    .as_ref()
+                    .map(|f| self.base_dir.join(f)),
+            )
+            .collect(),
+        };
 
         match (self.issues.is_empty(), keys, upstream) {
             (true, Some(keys), Some(upstream)) => Ok(Config {
@@ -102,6 +124,7 @@ impl Validator<'_> {
                 upstream,
                 log,
                 store,
+                reload,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }

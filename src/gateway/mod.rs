@@ -28,12 +28,15 @@ use single_flight::{KeyGuard, KeyLocks};
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// Everything the request path needs, built once from a validated [`Config`].
+/// Everything the request path needs: one snapshot of the configuration (keys, routes, limits, certificate)
+/// plus the state that outlives reloads (store, in-flight keys, metrics). A reload builds a new `Gateway` with
+/// [`Gateway::reloaded`]; calls in flight finish on the snapshot they started with.
 pub struct Gateway {
     config: Arc<Config>,
-    store: StateStore,
-    locks: Arc<KeyLocks>,
+    tls: Arc<rustls::ServerConfig>,
     upstreams: Upstreams,
+    store: Arc<StateStore>,
+    locks: Arc<KeyLocks>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 }
@@ -60,6 +63,7 @@ struct CallContext {
 }
 
 impl Gateway {
+    /// Opens the state store and builds the first snapshot.
     pub fn new(
         config: Arc<Config>,
         metrics: Metrics,
@@ -73,16 +77,54 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
+        Self::build(config, Arc::new(store), Arc::default(), metrics, clock)
+    }
+
+    /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
+    /// caller keeps this one) if the certificate, key or upstream settings do not load.
+    pub fn reloaded(&self, config: Arc<Config>) -> anyhow::Result<Self> {
+        Self::build(
+            config,
+            self.store.clone(),
+            self.locks.clone(),
+            self.metrics.clone(),
+            self.clock.clone(),
+        )
+    }
+
+    fn build(
+        config: Arc<Config>,
+        store: Arc<StateStore>,
+        locks: Arc<KeyLocks>,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let server = &config.server;
+        let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
+            .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
+        if let Some(expiry) = crate::proxy::tls::certificate_expiry(&server.cert_chain_file) {
+            metrics.certificate_expiry.set(expiry);
+        }
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
         Ok(Self {
             config,
-            store,
-            locks: Arc::default(),
+            tls,
             upstreams,
+            store,
+            locks,
             metrics,
             clock,
         })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The TLS configuration of this snapshot (new connections use the current snapshot's).
+    pub fn tls(&self) -> Arc<rustls::ServerConfig> {
+        self.tls.clone()
     }
 
     /// The shared store's health (Redis), for readiness.
@@ -121,7 +163,17 @@ impl Gateway {
                 record: ctx.record.take(),
                 entry,
             };
-            if let Err(e) = self.store.commit(commit).await {
+            let committed = self.store.commit(commit).await;
+            let result = if committed.is_ok() {
+                "success"
+            } else {
+                "failure"
+            };
+            self.metrics
+                .journal_writes
+                .with_label_values(&[result])
+                .inc();
+            if let Err(e) = committed {
                 let e = GatewayError::Store(e);
                 response = e.to_response();
                 error = Some(e);

@@ -181,32 +181,42 @@ impl FieldKey {
         match self.cipher {
             FieldCipher::Aes256Cbc | FieldCipher::Aes128Cbc => {
                 let mut rng = rand::rng();
-                let iv: String = (0..IV_LEN)
-                    .map(|_| IV_ALPHABET[rng.random_range(0..IV_ALPHABET.len())] as char)
-                    .collect();
-                self.encrypt_cbc_with_iv(&iv, plaintext)
+                let iv: [u8; IV_LEN] =
+                    std::array::from_fn(|_| IV_ALPHABET[rng.random_range(0..IV_ALPHABET.len())]);
+                self.cbc_encrypt(&iv, plaintext)
             }
             FieldCipher::Aes256Gcm => self.encrypt_gcm_with_nonce(&rand::random(), plaintext),
         }
     }
 
-    /// CBC encryption with a given 16-character text IV; public for the protocol's fixed-IV vectors.
-    pub fn encrypt_cbc_with_iv(&self, iv: &str, plaintext: &str) -> String {
-        let iv_bytes: [u8; IV_LEN] = iv.as_bytes().try_into().unwrap_or([b'0'; IV_LEN]);
+    /// CBC encryption with a given text IV, for the protocol's fixed-IV vectors and `koogate encrypt --iv`.
+    /// Refuses an IV that is not 16 ASCII letters or digits, and a key derived for GCM.
+    pub fn encrypt_cbc_with_iv(&self, iv: &str, plaintext: &str) -> Result<String, FieldError> {
+        let iv: &[u8; IV_LEN] = iv.as_bytes().try_into().map_err(|_| FieldError::ShortIv)?;
+        if !iv.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(FieldError::BadIv);
+        }
+        if self.cipher == FieldCipher::Aes256Gcm {
+            return Err(FieldError::BadIv);
+        }
+        Ok(self.cbc_encrypt(iv, plaintext))
+    }
+
+    /// CBC with the key's size; the IV is the text IV's ASCII bytes and prefixes the base64 ciphertext.
+    fn cbc_encrypt(&self, iv: &[u8; IV_LEN], plaintext: &str) -> String {
         let data = plaintext.as_bytes();
+        // The key was derived for this cipher, so its length always fits.
         let sealed = match self.cipher {
-            FieldCipher::Aes128Cbc => {
-                cbc::Encryptor::<aes::Aes128>::new_from_slices(&self.key, &iv_bytes)
-                    .map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(data))
-            }
+            FieldCipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(&self.key, iv)
+                .map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(data)),
             FieldCipher::Aes256Cbc | FieldCipher::Aes256Gcm => {
-                cbc::Encryptor::<aes::Aes256>::new_from_slices(&self.key, &iv_bytes)
+                cbc::Encryptor::<aes::Aes256>::new_from_slices(&self.key, iv)
                     .map(|c| c.encrypt_padded_vec_mut::<Pkcs7>(data))
             }
         };
         format!(
             "{}{}",
-            String::from_utf8_lossy(&iv_bytes),
+            String::from_utf8_lossy(iv),
             STANDARD.encode(sealed.unwrap_or_default())
         )
     }

@@ -3,10 +3,11 @@
 
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,18 +25,23 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Pause after an accept error (for example EMFILE) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The gateway currently serving; a reload swaps it. Each connection takes the TLS settings, and each request
+/// the whole snapshot, that are current when it starts.
+pub type CurrentGateway = Arc<ArcSwap<Gateway>>;
+
 /// Accepts connections on `listener` until `shutdown` turns true, then waits (up to the grace period) for
-/// in-flight requests. `tls` is `None` only for the explicitly configured plain-HTTP listener.
+/// in-flight requests. `tls` is false only for the explicitly configured plain-HTTP listener. The connection
+/// limit is the one configured at start.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    gateway: Arc<Gateway>,
-    limits: ServerConfig,
+    tls: bool,
+    gateways: CurrentGateway,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let metrics = gateway.metrics().clone();
+    let max_connections = gateways.load().config().server.max_connections;
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let metrics = gateways.load().metrics().clone();
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -55,61 +61,58 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         metrics.connections_accepted.inc();
         let watcher = graceful.watcher();
-        let (gateway, tls, limits, metrics) = (
-            gateway.clone(),
-            tls.clone(),
-            limits.clone(),
-            metrics.clone(),
-        );
+        let (gateways, metrics) = (gateways.clone(), metrics.clone());
         tokio::spawn(async move {
             let _permit = permit;
             metrics.connections_open.inc();
-            match tls {
-                Some(acceptor) => {
-                    let started = std::time::Instant::now();
-                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            metrics
-                                .handshake_duration
-                                .observe(started.elapsed().as_secs_f64());
-                            let version = tls_stream
-                                .get_ref()
-                                .1
-                                .protocol_version()
-                                .map_or("unknown", protocol_label);
-                            metrics.tls_handshakes.with_label_values(&[version]).inc();
-                            serve_connection(tls_stream, gateway, &limits, watcher).await;
-                        }
-                        Ok(Err(e)) => {
-                            metrics
-                                .tls_handshake_failures
-                                .with_label_values(&["error"])
-                                .inc();
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => {
-                            metrics
-                                .tls_handshake_failures
-                                .with_label_values(&["timeout"])
-                                .inc();
-                            tracing::debug!("TLS handshake timed out");
-                        }
+            let snapshot = gateways.load_full();
+            let limits = snapshot.config().server.clone();
+            if tls {
+                let acceptor = TlsAcceptor::from(snapshot.tls());
+                let started = std::time::Instant::now();
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await
+                {
+                    Ok(Ok(tls_stream)) => {
+                        metrics
+                            .handshake_duration
+                            .observe(started.elapsed().as_secs_f64());
+                        let version = tls_stream
+                            .get_ref()
+                            .1
+                            .protocol_version()
+                            .map_or("unknown", protocol_label);
+                        metrics.tls_handshakes.with_label_values(&[version]).inc();
+                        serve_connection(tls_stream, gateways, &limits, watcher).await;
+                    }
+                    Ok(Err(e)) => {
+                        metrics
+                            .tls_handshake_failures
+                            .with_label_values(&["error"])
+                            .inc();
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        metrics
+                            .tls_handshake_failures
+                            .with_label_values(&["timeout"])
+                            .inc();
+                        tracing::debug!("TLS handshake timed out");
                     }
                 }
-                None => serve_connection(stream, gateway, &limits, watcher).await,
+            } else {
+                serve_connection(stream, gateways, &limits, watcher).await;
             }
             metrics.connections_open.dec();
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    let grace = gateways.load().config().server.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
-            grace_ms = limits.shutdown_grace.as_millis() as u64,
+            grace_ms = grace.as_millis() as u64,
             "grace period over; closing remaining connections"
         );
     }
@@ -117,14 +120,14 @@ pub async fn serve(
 
 async fn serve_connection<IO>(
     io: IO,
-    gateway: Arc<Gateway>,
+    gateways: CurrentGateway,
     limits: &ServerConfig,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: Watcher,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
-        let gateway = gateway.clone();
+        let gateway = gateways.load_full();
         async move { Ok::<_, Infallible>(gateway.handle(request).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

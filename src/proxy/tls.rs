@@ -59,3 +59,14 @@ pub fn server_config(
     };
     Ok(Arc::new(config))
 }
+
+/// The leaf certificate's `notAfter` as Unix seconds, for `koogate_certificate_expiry_timestamp_seconds` and
+/// `koogate check`; `None` if the file does not parse.
+pub fn certificate_expiry(cert_chain: &Path) -> Option<i64> {
+    let leaf = CertificateDer::pem_file_iter(cert_chain)
+        .ok()?
+        .next()?
+        .ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}

@@ -114,15 +114,16 @@ pub fn expected(
 
 /// V1: `encryptType` names the algorithm and every `userName`/`password` decrypts with the key.
 fn encrypted_credentials(body: &Value, key: &[u8]) -> Result<(), String> {
-    let cipher =
-        match body["encryptType"].as_str() {
-            Some("1") => FieldCipher::Aes256Cbc,
-            Some("2") => FieldCipher::Aes128Cbc,
-            Some("3") => FieldCipher::Aes256Gcm,
-            other => return Err(format!(
+    let cipher = match body["encryptType"].as_str() {
+        Some("1") => FieldCipher::Aes256Cbc,
+        Some("2") => FieldCipher::Aes128Cbc,
+        Some("3") => FieldCipher::Aes256Gcm,
+        other => {
+            return Err(format!(
                 "encryptType is {other:?}; V1 answers must say how userName/password are encrypted"
-            )),
-        };
+            ))
+        }
+    };
     let field_key = FieldKey::derive(key, cipher);
     let mut app_infos: Vec<&Value> = vec![&body["appInfo"]];
     app_infos.extend(

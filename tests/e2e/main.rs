@@ -3,12 +3,14 @@
 mod support;
 
 mod binary;
+mod cli;
 mod contract;
 mod crash;
 mod happy;
 mod hostile;
 mod idempotency;
 mod lifecycle;
+mod operations;
 mod python_app;
 mod redis;
 mod simulate;

@@ -95,7 +95,7 @@ fn field_encryption_vectors_match_both_ways() {
     for (access_key, cipher, iv, plain, field) in table {
         let key = FieldKey::derive(access_key.as_bytes(), cipher);
         assert_eq!(
-            key.encrypt_cbc_with_iv(iv, plain),
+            key.encrypt_cbc_with_iv(iv, plain).unwrap(),
             field,
             "{plain} {cipher:?}"
         );
@@ -176,4 +176,19 @@ fn empty_and_multibyte_plaintexts_round_trip() {
             assert_eq!(key.decrypt(&key.encrypt(plain)).unwrap().as_str(), plain);
         }
     }
+}
+
+#[test]
+fn a_fixed_iv_must_be_sixteen_letters_or_digits_and_cbc_only() {
+    let cbc = FieldKey::derive(b"k", FieldCipher::Aes256Cbc);
+    assert_eq!(
+        cbc.encrypt_cbc_with_iv("short", "x"),
+        Err(FieldError::ShortIv)
+    );
+    assert_eq!(
+        cbc.encrypt_cbc_with_iv("AbCdEf012345678!", "x"),
+        Err(FieldError::BadIv)
+    );
+    let gcm = FieldKey::derive(b"k", FieldCipher::Aes256Gcm);
+    assert!(gcm.encrypt_cbc_with_iv("AbCdEf0123456789", "x").is_err());
 }

@@ -106,6 +106,9 @@ pub struct TestGateway {
     pub admin: SocketAddr,
     pub plain: Option<SocketAddr>,
     pub cert: std::sync::Arc<TestCert>,
+    /// The config file the gateway reloads from.
+    pub config_path: PathBuf,
+    reload: tokio::sync::mpsc::Sender<()>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -188,6 +191,18 @@ url = "{url}"
         };
         let config =
             Config::from_toml(&text, cert.path(), &env).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // The config is also written to a file, so a test can edit it and trigger a reload.
+        let config_path = cert.path().join(format!(
+            "koogate-{}.toml",
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        std::fs::write(&config_path, &text).unwrap();
+        let (reload_tx, triggers) = tokio::sync::mpsc::channel(4);
+        let reload = koogate::Reload {
+            path: config_path.clone(),
+            env: Box::new(env),
+            triggers,
+        };
         let listeners = Listeners {
             https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             plain_http: if options.plain_http {
@@ -212,6 +227,7 @@ url = "{url}"
             async {
                 let _ = stopped.await;
             },
+            Some(reload),
         ));
         let gateway = Self {
             addr,
@@ -220,6 +236,8 @@ url = "{url}"
             cert,
             stop: Some(stop),
             task: Some(task),
+            config_path,
+            reload: reload_tx,
         };
         gateway.wait_ready().await;
         gateway
@@ -245,6 +263,11 @@ url = "{url}"
             let _ = stop.send(());
         }
         self.task.take().expect("gateway already stopped")
+    }
+
+    /// Asks the gateway to reload its config file (as SIGHUP does).
+    pub async fn reload(&self) {
+        self.reload.send(()).await.unwrap();
     }
 
     /// A client that trusts this gateway's certificate.

@@ -1,0 +1,121 @@
+//! Reloading configuration and certificates without dropping a request: build and validate everything, then swap
+//! the gateway snapshot atomically. A config that does not validate, or a certificate that does not load (for
+//! example half-written), is refused with a log line and a metric, and the old snapshot keeps serving.
+
+use crate::config::Config;
+use crate::proxy::server::CurrentGateway;
+use crate::Reload;
+use std::sync::Arc;
+
+/// Reloads once; never fails the caller (the outcome is logged and counted).
+pub fn apply(current: &CurrentGateway, reload: &Reload) {
+    let old = current.load_full();
+    let metrics = old.metrics().clone();
+    let outcome = Config::load(&reload.path, reload.env.as_ref())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            for change in needs_restart(old.config(), &config) {
+                tracing::warn!(
+                    setting = change,
+                    "this setting changed but needs a restart to take effect"
+                );
+            }
+            old.reloaded(Arc::new(config))
+        });
+    match outcome {
+        Ok(gateway) => {
+            current.store(Arc::new(gateway));
+            metrics.config_reloads.with_label_values(&["success"]).inc();
+            metrics.config_last_reload_success.set(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+            );
+            tracing::info!(config = %reload.path.display(), "configuration and certificates reloaded");
+        }
+        Err(e) => {
+            metrics.config_reloads.with_label_values(&["failure"]).inc();
+            tracing::error!(config = %reload.path.display(), error = %format!("{e:#}"),
+                "reload refused; the previous configuration keeps serving");
+        }
+    }
+}
+
+/// Settings a reload cannot apply: the sockets are bound and the store is open.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.server.listen != new.server.listen {
+        changed.push("server.listen");
+    }
+    if old.plain_http != new.plain_http {
+        changed.push("plain_http.listen");
+    }
+    if old.admin_listen != new.admin_listen {
+        changed.push("admin.listen");
+    }
+    if old.server.max_connections != new.server.max_connections {
+        changed.push("server.max_connections");
+    }
+    if format!("{:?}", old.store.kind) != format!("{:?}", new.store.kind) {
+        changed.push("store");
+    }
+    if old.verify.replay_cache_max_entries != new.verify.replay_cache_max_entries {
+        changed.push("verify.replay_cache_max_entries");
+    }
+    changed
+}
+
+/// Sends a reload trigger on every SIGHUP.
+pub fn on_sighup(triggers: tokio::sync::mpsc::Sender<()>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            if triggers.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Watches the directories holding `files` (not the files: Kubernetes replaces secrets by swapping a symlink in
+/// the directory) and sends one trigger per burst of changes, `debounce` after the last event.
+pub fn watch_files(
+    files: &[std::path::PathBuf],
+    debounce: std::time::Duration,
+    triggers: tokio::sync::mpsc::Sender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let (events, mut received) = tokio::sync::mpsc::channel::<()>(64);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = events.try_send(());
+        }
+    })?;
+    let mut dirs: Vec<std::path::PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent().map(|p| p.to_path_buf()))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    tokio::spawn(async move {
+        while received.recv().await.is_some() {
+            // Debounce: wait until the burst is over.
+            while let Ok(Some(())) = tokio::time::timeout(debounce, received.recv()).await {}
+            tracing::info!("watched files changed: reloading");
+            if triggers.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(watcher)
+}
