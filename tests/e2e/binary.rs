@@ -129,3 +129,76 @@ level = "info"
         );
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_running_binary_with_a_new_key() {
+    use crate::support::process::GatewayProcess;
+    let upstream = Upstream::start(Behaviour::App).await;
+    let dir = TestCert::new();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ncert_chain_file = \"cert.pem\"\nprivate_key_file = \"key.pem\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n[[access_keys]]\nname = \"primary\"\nenv = \"TEST_KOOGATE_KEY\"\n\
+         [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{}\"\n[store]\nbackend = \"memory\"\n\
+         [log]\nformat = \"json\"\n",
+        upstream.url()
+    );
+    let process = GatewayProcess::spawn(dir.path(), &config, &[("TEST_KOOGATE_KEY", KEY)]);
+    let client = client::Client::new(process.https, &dir.cert_pem);
+    let call = |key: &str, line: &str| {
+        let mut call =
+            Call::json(&json!({"activity":"orderNotify","orderId":"HUP","orderLineId":line}));
+        call.key = key.into();
+        call
+    };
+    let refused = client.send(&call(OLD_KEY, "HUP-1")).await;
+    refused.assert_signed_by(KEY);
+    assert_eq!(
+        refused.code(),
+        "000001",
+        "the second key is not configured yet"
+    );
+
+    // Add the key in the config file the process was started with, then SIGHUP.
+    std::fs::write(dir.path().join("next-key"), OLD_KEY).unwrap();
+    let path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "toml"))
+        .unwrap();
+    std::fs::write(
+        &path,
+        config.replace(
+            "[upstream]",
+            "[[access_keys]]\nname = \"next\"\nfile = \"next-key\"\n[upstream]",
+        ),
+    )
+    .unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &process.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = client::admin_get(process.admin, "/metrics")
+            .await
+            .unwrap()
+            .1;
+        if metric(
+            &metrics,
+            r#"koogate_config_reloads_total{result="success"}"#,
+        ) >= 1.0
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "no reload after SIGHUP"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let accepted = client.send(&call(OLD_KEY, "HUP-2")).await;
+    accepted.assert_signed_by(OLD_KEY);
+    assert_eq!(accepted.code(), "000000");
+    assert_eq!(process.terminate(), Some(0));
+}

@@ -213,3 +213,32 @@ async fn draining_keeps_serving_while_not_ready_then_closes_and_finishes_in_flig
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn watching_files_triggers_one_reload_per_burst_of_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("access-key");
+    std::fs::write(&secret, "v1").unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let _watcher = koogate::reload::watch_files(
+        std::slice::from_ref(&secret),
+        Duration::from_millis(150),
+        tx,
+    )
+    .unwrap();
+    // A burst, as a Kubernetes Secret update (write a new file, swap the name) produces.
+    for i in 0..5 {
+        std::fs::write(dir.path().join("access-key.tmp"), format!("v{i}")).unwrap();
+        std::fs::rename(dir.path().join("access-key.tmp"), &secret).unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a reload was triggered")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(400), rx.recv())
+            .await
+            .is_err(),
+        "one reload for the whole burst"
+    );
+}
