@@ -121,6 +121,8 @@ pub struct StateStore {
     backend: Backend,
     sealer: Sealer,
     retention_ms: u64,
+    /// Most records the memory backend keeps.
+    memory_limit: usize,
 }
 
 impl StateStore {
@@ -162,6 +164,7 @@ impl StateStore {
             backend,
             sealer,
             retention_ms,
+            memory_limit: settings.replay_cache_max_entries.max(1),
         })
     }
 
@@ -277,9 +280,15 @@ impl StateStore {
         match &self.backend {
             Backend::Memory(map) => {
                 if let Some((key, record)) = record {
-                    map.lock()
-                        .map_err(|_| StoreError::Stopped)?
-                        .insert(key, record);
+                    let mut map = map.lock().map_err(|_| StoreError::Stopped)?;
+                    // Bounded like the replay cache: past the limit, forget the oldest half.
+                    if map.len() >= self.memory_limit {
+                        let mut ages: Vec<u64> = map.values().map(|r| r.at_ms).collect();
+                        ages.sort_unstable();
+                        let cutoff = ages[ages.len() / 2];
+                        map.retain(|_, r| r.at_ms > cutoff);
+                    }
+                    map.insert(key, record);
                 }
                 Ok(())
             }
@@ -319,5 +328,45 @@ impl StateStore {
     /// Whether this store writes a journal (only the durable backend does).
     pub fn journals(&self) -> bool {
         matches!(self.backend, Backend::Local(_) | Backend::Redis { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_backend_stays_bounded() {
+        let metrics = Metrics::new().unwrap();
+        let settings = StoreSettings {
+            kind: StoreKind::Memory,
+            retention: Duration::from_secs(60),
+            replay_cache_max_entries: 10,
+            sealer: None,
+        };
+        let store = StateStore::open(settings, &metrics, 0).unwrap();
+        for i in 0..100u64 {
+            let record = Record {
+                activity: "orderNotify".into(),
+                fingerprint: String::new(),
+                answer: b"{}".to_vec(),
+                at_ms: i,
+            };
+            store
+                .commit(Commit {
+                    record: Some((format!("k{i}"), record)),
+                    ..Commit::default()
+                })
+                .await
+                .unwrap();
+        }
+        let Backend::Memory(map) = &store.backend else {
+            unreachable!()
+        };
+        assert!(map.lock().unwrap().len() <= 10);
+        assert!(
+            store.lookup("k99", 99).await.unwrap().is_some(),
+            "the newest records are kept"
+        );
     }
 }
