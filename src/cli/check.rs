@@ -11,19 +11,17 @@ use crate::proxy::upstream::Upstreams;
 use crate::state::StoreKind;
 use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, InconsistentKeys, RootCertStore};
+use rustls::{InconsistentKeys, RootCertStore};
 use rustls_pki_types::{pem::PemObject, CertificateDer, UnixTime};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A certificate this close to its end gets a warning: enough time to renew and deploy before KooGallery's
 /// twice-daily probes start failing (five failing days freeze the product).
-const EXPIRY_WARNING_DAYS: u64 = 30;
+const EXPIRY_WARNING_DAYS: i64 = 30;
 /// `--probe-upstreams` waits this long for each TCP connection; a local upstream answers in microseconds.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// 10000-01-01T00:00:00Z: later than any X.509 `notAfter` (GeneralizedTime stops at year 9999).
-const END_OF_TIME: Duration = Duration::from_secs(253_402_300_800);
-const SECONDS_PER_DAY: u64 = 86_400;
+const SECONDS_PER_DAY: i64 = 86_400;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -130,30 +128,16 @@ fn check_tls(cert: &Path, key: &Path) -> bool {
     let verify = |roots: &RootCertStore, at: UnixTime| {
         verify_server_cert_signed_by_trust_anchor(&parsed, roots, &chain[1..], at, algorithms)
     };
-    // webpki checks the leaf's validity period before it looks for an issuer, and its error carries the
-    // boundary: asked at the end of time, any certificate is "expired" and the error holds its notAfter.
-    let no_roots = RootCertStore::empty();
     let now = UnixTime::now();
-    let not_after = match verify(&no_roots, UnixTime::since_unix_epoch(END_OF_TIME)) {
-        Err(rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
-            not_after,
-            ..
-        })) => not_after,
-        Err(rustls::Error::InvalidCertificate(CertificateError::Expired)) => {
-            problem(
-                "server.cert_chain_file",
-                "the leaf certificate's validity period is invalid (notBefore after notAfter)",
-                &[("next:", "issue a new certificate")],
-            );
-            return false;
-        }
-        _ => UnixTime::since_unix_epoch(END_OF_TIME),
+    let Some((not_before, not_after)) = crate::proxy::tls::certificate_validity(cert) else {
+        problem(
+            "server.cert_chain_file",
+            "the first certificate's validity period cannot be read",
+            &[("expected:", "an X.509 leaf certificate, first in the file")],
+        );
+        return false;
     };
-    if let Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
-        not_before,
-        ..
-    })) = verify(&no_roots, now)
-    {
+    if not_before > now.as_secs() as i64 {
         problem(
             "server.cert_chain_file",
             "the leaf certificate is not valid yet",
@@ -165,7 +149,7 @@ fn check_tls(cert: &Path, key: &Path) -> bool {
         );
         return false;
     }
-    let (end, now_secs) = (not_after.as_secs(), now.as_secs());
+    let (end, now_secs) = (not_after, now.as_secs() as i64);
     if end < now_secs {
         problem(
             "server.cert_chain_file",
@@ -255,12 +239,11 @@ fn explain_tls_error(error: TlsError, cert: &str, key: &str) {
     }
 }
 
-fn when(at: UnixTime) -> String {
-    i64::try_from(at.as_secs())
+fn when(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
         .and_then(crate::protocol::timefmt::rfc3339)
-        .unwrap_or_else(|| format!("at Unix time {}", at.as_secs()))
+        .unwrap_or_else(|| format!("at Unix time {secs}"))
 }
 
 /// Builds each route's HTTP client as `koogate run` does, which loads its `ca_file`.
@@ -303,7 +286,7 @@ fn print_summary(config: &Config) {
         .map(|(_, k)| format!("{} ({})", k.name(), k.field_key().cipher().name()))
         .collect();
     println!("access keys: {}", keys.join(", "));
-    let days = config.store.retention.as_secs() / SECONDS_PER_DAY;
+    let days = config.store.retention.as_secs() / SECONDS_PER_DAY as u64;
     match &config.store.kind {
         StoreKind::Memory => println!("store: memory (nothing survives a restart)"),
         StoreKind::Local { data_dir } => println!(

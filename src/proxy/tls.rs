@@ -60,13 +60,21 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// The leaf certificate's `notAfter` as Unix seconds, for `koogate_certificate_expiry_timestamp_seconds` and
-/// `koogate check`; `None` if the file does not parse.
+/// The leaf certificate's `notAfter` as Unix seconds, for `koogate_certificate_expiry_timestamp_seconds`;
+/// `None` if the file does not parse.
 pub fn certificate_expiry(cert_chain: &Path) -> Option<i64> {
+    certificate_validity(cert_chain).map(|(_, not_after)| not_after)
+}
+
+/// The leaf certificate's `(notBefore, notAfter)` as Unix seconds.
+pub fn certificate_validity(cert_chain: &Path) -> Option<(i64, i64)> {
     let leaf = CertificateDer::pem_file_iter(cert_chain)
         .ok()?
         .next()?
         .ok()?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    Some(parsed.validity().not_after.timestamp())
+    Some((
+        parsed.validity().not_before.timestamp(),
+        parsed.validity().not_after.timestamp(),
+    ))
 }
