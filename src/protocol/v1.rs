@@ -7,13 +7,12 @@
 
 use super::mac::hmac_sha256;
 use super::query::QueryError;
-use super::v2::AuthError;
+use super::v2::{check_freshness, matching_key, AuthError};
 use super::verified::{Payload, Verified};
 use crate::secret::AccessKeys;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use percent_encoding::percent_decode_str;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 use time::{macros::format_description, PrimitiveDateTime};
 
 /// Longest raw V1 query accepted; real calls are under 2 KiB.
@@ -171,23 +170,11 @@ pub fn verify(
     now_ms: u64,
     window: Duration,
 ) -> Result<Verified, AuthError> {
-    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    if query.timestamp_ms.saturating_add(window_ms) < now_ms {
-        return Err(AuthError::StaleTimestamp);
-    }
-    if query.timestamp_ms > now_ms.saturating_add(window_ms) {
-        return Err(AuthError::FutureTimestamp);
-    }
+    let expires_ms = check_freshness(query.timestamp_ms, now_ms, window)?;
     let message = query.message();
-    let mut matched = None;
-    for (index, key) in keys.iter() {
-        let expected = auth_token(key.expose(), &query.time_stamp, &message);
-        if bool::from(expected.ct_eq(&query.auth_token)) && matched.is_none() {
-            matched = Some(index);
-        }
-    }
-    let key = matched.ok_or(AuthError::SignatureMismatch)?;
-    let expires_ms = query.timestamp_ms.saturating_add(window_ms);
+    let key = matching_key(keys, &query.auth_token, |key| {
+        auth_token(key, &query.time_stamp, &message)
+    })?;
     Ok(Verified::new(
         key,
         query.token_text,

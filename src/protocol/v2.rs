@@ -8,7 +8,7 @@
 use super::mac::hmac_sha256;
 use super::query::{self, QueryError};
 use super::verified::{Payload, Verified};
-use crate::secret::AccessKeys;
+use crate::secret::{AccessKeys, KeyIndex};
 use bytes::Bytes;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -131,29 +131,49 @@ pub fn verify(
     now_ms: u64,
     window: Duration,
 ) -> Result<Verified, AuthError> {
-    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    if query.timestamp_ms.saturating_add(window_ms) < now_ms {
-        return Err(AuthError::StaleTimestamp);
-    }
-    if query.timestamp_ms > now_ms.saturating_add(window_ms) {
-        return Err(AuthError::FutureTimestamp);
-    }
-    // Try every key without stopping early, so timing does not reveal which key matched.
-    let mut matched = None;
-    for (index, key) in keys.iter() {
-        let expected = signature(key.expose(), &query.nonce, &query.timestamp, &body);
-        if bool::from(expected.ct_eq(&query.signature)) && matched.is_none() {
-            matched = Some(index);
-        }
-    }
-    let key = matched.ok_or(AuthError::SignatureMismatch)?;
-    let expires_ms = query.timestamp_ms.saturating_add(window_ms);
+    let expires_ms = check_freshness(query.timestamp_ms, now_ms, window)?;
+    let key = matching_key(keys, &query.signature, |key| {
+        signature(key, &query.nonce, &query.timestamp, &body)
+    })?;
     Ok(Verified::new(
         key,
         query.nonce,
         expires_ms,
         Payload::V2(body),
     ))
+}
+
+/// Refuses a timestamp outside `now ± window` (cheap, so it runs before any MAC); returns when the call's
+/// replay key may be forgotten (`timestamp + window`). Shared by both generations.
+pub(super) fn check_freshness(
+    timestamp_ms: u64,
+    now_ms: u64,
+    window: Duration,
+) -> Result<u64, AuthError> {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    if timestamp_ms.saturating_add(window_ms) < now_ms {
+        return Err(AuthError::StaleTimestamp);
+    }
+    if timestamp_ms > now_ms.saturating_add(window_ms) {
+        return Err(AuthError::FutureTimestamp);
+    }
+    Ok(timestamp_ms.saturating_add(window_ms))
+}
+
+/// The key whose `expected` MAC equals `presented`. Every key is tried, without stopping early and with a
+/// constant-time comparison, so timing reveals neither the MAC nor which key matched.
+pub(super) fn matching_key(
+    keys: &AccessKeys,
+    presented: &[u8; 32],
+    expected: impl Fn(&[u8]) -> [u8; 32],
+) -> Result<KeyIndex, AuthError> {
+    let mut matched = None;
+    for (index, key) in keys.iter() {
+        if bool::from(expected(key.expose()).ct_eq(presented)) && matched.is_none() {
+            matched = Some(index);
+        }
+    }
+    matched.ok_or(AuthError::SignatureMismatch)
 }
 
 #[cfg(test)]
