@@ -108,6 +108,7 @@ pub async fn run_with(
     let gateway = Gateway::new(Arc::new(config), metrics.clone(), clock)
         .context("cannot start the gateway")?;
     metrics.config_last_reload_success.set(unix_seconds());
+    gateway.publish_certificate_expiry();
     let readiness = Readiness::depending_on(gateway.store_health());
     let current: CurrentGateway = Arc::new(ArcSwap::from_pointee(gateway));
     let (stop, stopped) = watch::channel(false);

@@ -24,6 +24,7 @@ pub fn apply(current: &CurrentGateway, reload: &Reload) {
         });
     match outcome {
         Ok(gateway) => {
+            gateway.publish_certificate_expiry();
             current.store(Arc::new(gateway));
             metrics.config_reloads.with_label_values(&["success"]).inc();
             metrics.config_last_reload_success.set(

@@ -102,9 +102,6 @@ impl Gateway {
         let server = &config.server;
         let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
             .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
-        if let Some(expiry) = crate::proxy::tls::certificate_expiry(&server.cert_chain_file) {
-            metrics.certificate_expiry.set(expiry);
-        }
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
         Ok(Self {
@@ -116,6 +113,16 @@ impl Gateway {
             metrics,
             clock,
         })
+    }
+
+    /// Reports this snapshot's certificate expiry; called when the snapshot starts serving, so a refused reload
+    /// never reports a certificate it did not install.
+    pub fn publish_certificate_expiry(&self) {
+        if let Some(expiry) =
+            crate::proxy::tls::certificate_expiry(&self.config.server.cert_chain_file)
+        {
+            self.metrics.certificate_expiry.set(expiry);
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -189,6 +196,12 @@ impl Gateway {
             .config
             .keys
             .get(ctx.key.unwrap_or(self.config.keys.primary()));
+        // The configured name of the key that verified the call (never the key): shows when a rotation is done.
+        let access_key = if ctx.key.is_some() {
+            key.name()
+        } else {
+            "none"
+        };
         let signature = body_sign::header_value(key.expose(), &body);
         let activity = ctx.activity.map_or("unknown", Activity::name);
         let generation = ctx.generation.map_or("unknown", Generation::name);
@@ -206,6 +219,7 @@ impl Gateway {
                 result_code = code,
                 test_flag,
                 from_record,
+                access_key,
                 latency_us,
                 "answered"
             ),
@@ -214,7 +228,7 @@ impl Gateway {
                     .rejections
                     .with_label_values(&[e.reason()])
                     .inc();
-                tracing::warn!(request_id, activity, generation, result_code = code, test_flag,
+                tracing::warn!(request_id, activity, generation, result_code = code, test_flag, access_key,
                     reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
