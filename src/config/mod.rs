@@ -4,6 +4,7 @@
 
 mod raw;
 mod validate;
+mod validate_sections;
 
 pub use raw::*;
 

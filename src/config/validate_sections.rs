@@ -1,0 +1,156 @@
+//! Validation of the `[test_calls]` and `[store]` tables.
+
+use super::validate::{issue, Validator};
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn test_calls(
+        &mut self,
+        raw: &RawTestCalls,
+        upstream: &UpstreamConfig,
+    ) -> TestCalls {
+        match (raw.mode.as_str(), &raw.sandbox_route) {
+            ("forward", None) => TestCalls::Forward,
+            ("builtin", None) => TestCalls::Builtin {
+                front_end_url: raw.front_end_url.clone(),
+            },
+            ("sandbox", Some(name)) => match upstream.routes.iter().position(|r| &r.name == name) {
+                Some(index) => TestCalls::Sandbox(index),
+                None => {
+                    self.issues.push(issue(
+                        "test_calls.sandbox_route",
+                        format!("no route named `{name}`"),
+                    ));
+                    TestCalls::Forward
+                }
+            },
+            ("sandbox", None) => {
+                self.issues.push(issue(
+                    "test_calls.sandbox_route",
+                    "mode `sandbox` needs the name of a route",
+                ));
+                TestCalls::Forward
+            }
+            ("forward" | "builtin", Some(_)) => {
+                self.issues.push(issue(
+                    "test_calls.sandbox_route",
+                    "only used with mode `sandbox`",
+                ));
+                TestCalls::Forward
+            }
+            (other, _) => {
+                self.issues.push(issue(
+                    "test_calls.mode",
+                    format!("`{other}` is not `forward`, `sandbox` or `builtin`"),
+                ));
+                TestCalls::Forward
+            }
+        }
+    }
+
+    pub(super) fn store(&mut self, raw: &RawStore) -> StoreConfig {
+        use crate::state::{seal::Sealer, StoreKind};
+        if raw.retention_days == 0 || raw.retention_days > 3650 {
+            self.issues.push(issue(
+                "store.retention_days",
+                format!("{} is outside 1..=3650 days", raw.retention_days),
+            ));
+        }
+        let retention = Duration::from_secs(raw.retention_days.saturating_mul(86_400));
+        let kind = match raw.backend.as_str() {
+            "memory" => {
+                return StoreConfig {
+                    kind: StoreKind::Memory,
+                    retention,
+                    sealer: None,
+                }
+            }
+            "local" => StoreKind::Local {
+                data_dir: self.base_dir.join(&raw.data_dir),
+            },
+            "redis" => {
+                let url = match (&raw.redis_url, &raw.redis_url_env) {
+                    (Some(url), None) => Some(url.clone()),
+                    (None, Some(var)) => self.env.var(var).or_else(|| {
+                        self.issues.push(issue(
+                            "store.redis_url_env",
+                            format!("environment variable `{var}` is not set"),
+                        ));
+                        None
+                    }),
+                    _ => {
+                        self.issues.push(issue(
+                            "store",
+                            "backend `redis` needs exactly one of `redis_url` or `redis_url_env`",
+                        ));
+                        None
+                    }
+                };
+                if url
+                    .as_deref()
+                    .is_some_and(|u| redis::Client::open(u).is_err())
+                {
+                    self.issues
+                        .push(issue("store.redis_url", "not a redis:// or rediss:// URL"));
+                }
+                let timeout =
+                    self.duration("store.redis_timeout_ms", raw.redis_timeout_ms, 10, 4_000);
+                StoreKind::Redis {
+                    url: url.unwrap_or_default(),
+                    prefix: raw.redis_key_prefix.clone(),
+                    timeout,
+                    data_dir: self.base_dir.join(&raw.data_dir),
+                }
+            }
+            other => {
+                self.issues.push(issue(
+                    "store.backend",
+                    format!("`{other}` is not `local`, `redis` or `memory`"),
+                ));
+                return StoreConfig {
+                    kind: StoreKind::Memory,
+                    retention,
+                    sealer: None,
+                };
+            }
+        };
+        let (path, text) = match (&raw.journal_key_env, &raw.journal_key_file) {
+            (Some(_), Some(_)) => {
+                self.issues.push(issue(
+                    "store",
+                    "set at most one of `journal_key_env` or `journal_key_file`",
+                ));
+                return StoreConfig {
+                    kind,
+                    retention,
+                    sealer: None,
+                };
+            }
+            (None, Some(file)) => {
+                let file = self.base_dir.join(file);
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()));
+                ("store.journal_key_file", text)
+            }
+            (env, None) => {
+                let name = env.as_deref().unwrap_or(DEFAULT_JOURNAL_KEY_ENV);
+                let text = self.env.var(name).ok_or_else(|| {
+                    format!("environment variable `{name}` is not set: the local store seals personal data with it (or set store.backend = \"memory\")")
+                });
+                ("store.journal_key_env", text)
+            }
+        };
+        let sealer = match text.map(|t| Sealer::from_text(&t).map_err(|e| e.to_string())) {
+            Ok(Ok(sealer)) => Some(sealer),
+            Ok(Err(message)) | Err(message) => {
+                self.issues.push(issue(path, message));
+                None
+            }
+        };
+        StoreConfig {
+            kind,
+            retention,
+            sealer,
+        }
+    }
+}
