@@ -111,14 +111,7 @@ async fn what_the_gateway_sends_is_the_documented_request_and_validates() {
     for (generation, stem) in example_calls() {
         let input = docs(&format!("examples/koogallery/{generation}/{stem}.json"));
         let call = if generation == "v1" {
-            let params: Vec<(&str, &str)> = input
-                .as_object()
-                .unwrap()
-                .iter()
-                .filter(|(name, _)| *name != "timeStamp")
-                .map(|(name, value)| (name.as_str(), value.as_str().unwrap()))
-                .collect();
-            Call::v1(&params)
+            Call::v1(&v1_params(&input))
         } else {
             Call::json(&input)
         };
@@ -163,16 +156,21 @@ async fn what_the_gateway_sends_is_the_documented_request_and_validates() {
 /// The same example call with a fresh nonce (V2) or time stamp (V1), so it is not a replay.
 fn call_again(call: &Call, input: &Value, generation: &str) -> Call {
     if generation == "v1" {
-        let params: Vec<(&str, &str)> = input
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(name, _)| *name != "timeStamp")
-            .map(|(name, value)| (name.as_str(), value.as_str().unwrap()))
-            .collect();
+        let params = v1_params(input);
         let later = crate::support::client::v1_time_stamp(crate::support::client::now_ms() + 1);
         Call::v1_at(&params, &later)
     } else {
         Call::new(call.body.clone())
     }
+}
+
+/// A V1 example's parameters, without its `timeStamp` (the call is signed at the time it is sent).
+fn v1_params(input: &Value) -> Vec<(&str, &str)> {
+    input
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "timeStamp")
+        .map(|(name, value)| (name.as_str(), value.as_str().unwrap()))
+        .collect()
 }
