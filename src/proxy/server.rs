@@ -85,11 +85,12 @@ pub async fn serve(
                         serve_connection(tls_stream, gateways, &limits, watcher).await;
                     }
                     Ok(Err(e)) => {
+                        let reason = handshake_failure_reason(&e);
                         metrics
                             .tls_handshake_failures
-                            .with_label_values(&["error"])
+                            .with_label_values(&[reason])
                             .inc();
-                        tracing::debug!(error = %e, "TLS handshake failed");
+                        tracing::debug!(error = %e, reason, "TLS handshake failed");
                     }
                     Err(_) => {
                         metrics
@@ -152,6 +153,29 @@ async fn serve_connection<IO>(
         .into_owned();
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A bounded label for a failed handshake: an old TLS version (KooGallery's console refuses those too), a client
+/// that closed early (TCP health checks), bytes that are not TLS, or anything else.
+fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "eof";
+    }
+    match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered
+            | rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
+        ))
+        | Some(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOfferedOrEnabled,
+        )) => "protocol_version",
+        Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        Some(rustls::Error::InvalidMessage(_)) => "not_tls",
+        _ => "error",
     }
 }
 

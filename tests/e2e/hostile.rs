@@ -266,6 +266,15 @@ async fn garbage_instead_of_http_does_not_disturb_the_gateway() {
         .unwrap();
     let _ = client::read_to_close(&mut tcp, std::time::Duration::from_secs(2)).await;
     assert_eq!(upstream.count(), 0);
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"koogate_tls_handshake_failures_total{reason="not_tls"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
     still_serving(&gateway, &upstream).await;
 }
 

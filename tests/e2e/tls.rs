@@ -102,13 +102,11 @@ async fn tls_1_1_and_1_0_clients_fail_the_handshake_with_a_protocol_version_aler
     }
     assert_eq!(upstream.count(), 0);
     let metrics = gateway.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"koogate_tls_handshake_failures_total{reason="error"}"#
-        ),
-        3.0
+    let refused = metric(
+        &metrics,
+        r#"koogate_tls_handshake_failures_total{reason="protocol_version"}"#,
     );
+    assert_eq!(refused, 3.0, "{metrics}");
 }
 
 #[tokio::test]
