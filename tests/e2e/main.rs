@@ -13,6 +13,7 @@ mod lifecycle;
 mod operations;
 mod python_app;
 mod redis;
+mod robustness;
 mod simulate;
 mod tls;
 mod upstream_failures;
