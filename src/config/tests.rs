@@ -220,3 +220,16 @@ fn the_store_is_durable_by_default_and_needs_a_journal_key() {
         "store.journal_key_env"
     );
 }
+
+#[test]
+fn test_call_errors_are_reported_even_when_the_routes_fail() {
+    let text = EXAMPLE
+        .replace("default_route = \"app\"", "default_route = \"missing\"")
+        .replace("mode = \"forward\"", "mode = \"staging\"");
+    let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
+    assert!(
+        paths.contains(&"upstream.default_route") && paths.contains(&"test_calls.mode"),
+        "{paths:?}"
+    );
+}

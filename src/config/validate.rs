@@ -86,10 +86,12 @@ impl Validator<'_> {
             ),
         };
         let keys = self.keys(&raw.access_keys);
-        let upstream = self.upstream(&raw.upstream).map(|mut upstream| {
-            upstream.test_calls = self.test_calls(&raw.test_calls, &upstream);
-            upstream
-        });
+        let mut upstream = self.upstream(&raw.upstream);
+        // Checked even when [upstream] has errors, so every problem is reported in one run.
+        let test_calls = self.test_calls(&raw.test_calls, upstream.as_ref());
+        if let Some(upstream) = upstream.as_mut() {
+            upstream.test_calls = test_calls;
+        }
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
         let reload = ReloadConfig {
