@@ -59,7 +59,13 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         changed.push("server.max_connections");
     }
     if format!("{:?}", old.store.kind) != format!("{:?}", new.store.kind) {
-        changed.push("store");
+        changed.push("store.backend / store.data_dir / store.redis_*");
+    }
+    if old.store.retention != new.store.retention {
+        changed.push("store.retention_days");
+    }
+    if old.store.sealer != new.store.sealer {
+        changed.push("store.journal_key_* (the journal key)");
     }
     if old.verify.replay_cache_max_entries != new.verify.replay_cache_max_entries {
         changed.push("verify.replay_cache_max_entries");

@@ -17,7 +17,7 @@ use crate::protocol::response::{build_response, parse_answer, KooResponse};
 use crate::protocol::{body_sign, Activity, Generation};
 use crate::proxy::upstream::{Upstreams, REQUEST_ID_HEADER};
 use crate::secret::KeyIndex;
-use crate::state::{Commit, Record, StateStore, StoreSettings};
+use crate::state::{Claim, Commit, Record, StateStore, StoreSettings};
 use anyhow::Context;
 use bytes::Bytes;
 use error::GatewayError;
@@ -59,7 +59,7 @@ struct CallContext {
     /// Held until the answer is durable, so a concurrent duplicate finds the record.
     _flight: Option<KeyGuard>,
     /// The same across replicas (Redis): released after the commit.
-    claim: Option<String>,
+    claim: Option<Claim>,
 }
 
 impl Gateway {
@@ -144,7 +144,27 @@ impl Gateway {
     }
 
     /// Answers one HTTP request. Always HTTP 200 with a signed KooGallery body.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    ///
+    /// The call runs in its own task, so it completes — the upstream's answer recorded and journalled — even if
+    /// KooGallery closes the connection first (it gives up after 5 s): otherwise its retry would reach the app
+    /// again.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let config = self.config.clone();
+        match tokio::spawn(async move { self.answer(request).await }).await {
+            Ok(response) => response,
+            Err(_) => {
+                // Only a bug can get here (the task panicked); still answer KooGallery properly.
+                tracing::error!("request task failed");
+                let body =
+                    KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
+                let signature =
+                    body_sign::header_value(config.keys.get(config.keys.primary()).expose(), &body);
+                signed_response(body, signature, "")
+            }
+        }
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let request_id = new_request_id();
         self.metrics.in_flight.inc();

@@ -5,31 +5,44 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+/// One key's lock and how many calls hold it or wait for it; the entry goes with the last of them.
+type Entry = (Arc<AsyncMutex<()>>, usize);
+
 #[derive(Default)]
 pub struct KeyLocks {
-    map: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
-/// Holds a key until dropped; the map entry goes away with the last holder or waiter.
+/// Holds a key until dropped.
 pub struct KeyGuard {
+    _guard: OwnedMutexGuard<()>,
+    _user: User,
+}
+
+/// One holder or waiter of a key; dropping it (also when a waiting call is cancelled) counts it out.
+struct User {
     locks: Arc<KeyLocks>,
     key: String,
-    mutex: Arc<AsyncMutex<()>>,
-    guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl KeyLocks {
     pub async fn lock(self: &Arc<Self>, key: &str) -> KeyGuard {
         let mutex = {
             let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key.to_owned()).or_default().clone()
+            let entry = map
+                .entry(key.to_owned())
+                .or_insert_with(|| (Arc::default(), 0));
+            entry.1 += 1;
+            entry.0.clone()
         };
-        let guard = mutex.clone().lock_owned().await;
-        KeyGuard {
+        let user = User {
             locks: self.clone(),
             key: key.to_owned(),
-            mutex,
-            guard: Some(guard),
+        };
+        let guard = mutex.lock_owned().await;
+        KeyGuard {
+            _guard: guard,
+            _user: user,
         }
     }
 
@@ -39,13 +52,14 @@ impl KeyLocks {
     }
 }
 
-impl Drop for KeyGuard {
+impl Drop for User {
     fn drop(&mut self) {
-        drop(self.guard.take());
         let mut map = self.locks.map.lock().unwrap_or_else(|p| p.into_inner());
-        // One reference in the map and ours: nobody else waits, so the entry can go.
-        if Arc::strong_count(&self.mutex) == 2 {
-            map.remove(&self.key);
+        if let Some(entry) = map.get_mut(&self.key) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                map.remove(&self.key);
+            }
         }
     }
 }
@@ -69,5 +83,15 @@ mod tests {
         drop(first);
         waiter.await.unwrap();
         assert_eq!(locks.len(), 1, "only `other` is still held");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_no_entry_behind() {
+        let locks = Arc::new(KeyLocks::default());
+        let holder = locks.lock("k").await;
+        let waiter = tokio::time::timeout(Duration::from_millis(20), locks.lock("k")).await;
+        assert!(waiter.is_err(), "the waiter timed out");
+        drop(holder);
+        assert_eq!(locks.len(), 0);
     }
 }

@@ -41,5 +41,5 @@ pub fn answer(call: &UpstreamRequest, front_end_url: &str) -> Vec<u8> {
 }
 
 fn app_info(instance_id: &str, front_end_url: &str) -> Value {
-    json!({ "frontEndUrl": front_end_url, "userName": "koogallery-test", "password": format!("t-{}", &instance_id[..instance_id.len().min(12)]), "memo": "koogate test responder" })
+    json!({ "frontEndUrl": front_end_url, "userName": "koogallery-test", "password": format!("t-{}", instance_id.chars().take(12).collect::<String>()), "memo": "koogate test responder" })
 }

@@ -2,40 +2,116 @@
 
 use super::activity::{Activity, Generation};
 use super::request::UpstreamRequest;
+use serde_json::json;
 
 /// The idempotency key of a state-changing call and its fingerprint, or `None` for `queryInstance`.
 ///
-/// A recorded answer is replayed only when the fingerprint matches too: a status change keyed by instance replays
-/// `FREEZE` after `FREEZE` (a retry) but forwards `FREEZE` after `UNFREEZE` (a new operation). Debugging calls
-/// (`testFlag`) live in their own namespace so they never collide with real orders.
+/// The key is a JSON array of its parts (absent parts are `null`), so no value can make two different operations
+/// look the same, whatever characters ids contain. A recorded answer is replayed only when the fingerprint matches
+/// too: a status change keyed by instance replays `FREEZE` after `FREEZE` (a retry) but forwards `FREEZE` after
+/// `UNFREEZE` (a new operation). Debugging calls (`testFlag`) live in their own namespace.
 pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
-    let part = |v: &Option<String>| v.clone().unwrap_or_default();
-    let (order, line, instance) = (
-        part(&call.order_id),
-        part(&call.order_line_id),
-        part(&call.instance_id),
-    );
-    let (kind, fingerprint) = match call.activity {
+    let (order, line, instance) = (&call.order_id, &call.order_line_id, &call.instance_id);
+    let (parts, fingerprint) = match call.activity {
         Activity::QueryInstance => return None,
         Activity::NewInstance => {
             let pay_per_use = call.terms.charging_mode.as_deref() == Some("ON_DEMAND");
-            let key = match (call.generation, call.order_line_id.is_some(), pay_per_use) {
-                (Generation::V2, true, _) => format!("order:{order}:{line}"),
-                (_, _, true) => format!("order:{order}:product:{}", part(&call.product_id)),
-                _ => format!("order:{order}"),
+            let parts = match (call.generation, line.is_some(), pay_per_use) {
+                (Generation::V2, true, _) => json!(["order", order, line]),
+                (_, _, true) => json!(["order-product", order, call.product_id]),
+                _ => json!(["order", order]),
             };
-            (key, String::new())
+            (parts, None)
         }
         Activity::RefreshInstance => (
-            format!("refresh:{instance}:{order}:{line}"),
-            part(&call.terms.expire_time),
+            json!(["refresh", instance, order, line]),
+            call.terms.expire_time.clone(),
         ),
-        Activity::UpgradeInstance => (format!("upgrade:{instance}:{order}:{line}"), String::new()),
-        Activity::ReleaseInstance => (format!("release:{instance}"), String::new()),
-        Activity::ExpireInstance => (format!("expire:{instance}:{order}"), String::new()),
-        Activity::UpdateInstanceStatus => (format!("status:{instance}"), part(&call.status)),
-        Activity::OrderNotify => (format!("notify:{order}:{line}"), String::new()),
+        Activity::UpgradeInstance => (json!(["upgrade", instance, order, line]), None),
+        Activity::ReleaseInstance => (json!(["release", instance]), None),
+        Activity::ExpireInstance => (json!(["expire", instance, order]), None),
+        Activity::UpdateInstanceStatus => (json!(["status", instance]), call.status.clone()),
+        Activity::OrderNotify => (json!(["notify", order, line]), None),
     };
     let namespace = if call.test_flag { "test" } else { "real" };
-    Some((format!("{namespace}:{kind}"), fingerprint))
+    Some((
+        json!([namespace, parts]).to_string(),
+        fingerprint.unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::request::{OrderTerms, UpstreamRequest};
+    use serde_json::Map;
+
+    fn call(
+        activity: Activity,
+        order: Option<&str>,
+        line: Option<&str>,
+        instance: Option<&str>,
+    ) -> UpstreamRequest {
+        UpstreamRequest {
+            contract_version: 1,
+            request_id: "r".into(),
+            activity,
+            generation: Generation::V2,
+            test_flag: false,
+            business_id: None,
+            order_id: order.map(Into::into),
+            order_line_id: line.map(Into::into),
+            instance_id: instance.map(Into::into),
+            instance_ids: None,
+            product_id: None,
+            sku_code: None,
+            scene: None,
+            trial_to_formal: None,
+            status: None,
+            terms: OrderTerms::default(),
+            amount: None,
+            disk_size: None,
+            band_width: None,
+            buyer: None,
+            extend_params: None,
+            orders: None,
+            raw: Map::new(),
+        }
+    }
+
+    #[test]
+    fn ids_containing_separators_never_collide() {
+        let a = key(&call(Activity::NewInstance, Some("CS1:X"), Some("Y"), None)).unwrap();
+        let b = key(&call(Activity::NewInstance, Some("CS1"), Some("X:Y"), None)).unwrap();
+        assert_ne!(a, b);
+        let absent = key(&call(Activity::RefreshInstance, None, None, Some("t:1"))).unwrap();
+        let present = key(&call(Activity::RefreshInstance, Some("1"), None, Some("t"))).unwrap();
+        assert_ne!(absent, present);
+        let empty = key(&call(Activity::ReleaseInstance, None, None, Some(""))).unwrap();
+        let missing = key(&call(Activity::ReleaseInstance, None, None, None)).unwrap();
+        assert_ne!(empty, missing);
+    }
+
+    #[test]
+    fn retries_share_a_key_and_debugging_calls_have_their_own() {
+        let first = call(Activity::NewInstance, Some("O"), Some("O-1"), None);
+        assert_eq!(
+            key(&first),
+            key(&UpstreamRequest {
+                request_id: "other".into(),
+                ..first.clone()
+            })
+        );
+        assert_ne!(
+            key(&first),
+            key(&UpstreamRequest {
+                test_flag: true,
+                ..first.clone()
+            })
+        );
+        assert_eq!(
+            key(&call(Activity::QueryInstance, None, None, Some("i"))),
+            None
+        );
+    }
 }

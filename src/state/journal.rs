@@ -95,8 +95,14 @@ impl JournalWriter {
                 text.push('\n');
             }
             let file = self.file_for(day)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_data()?;
+            if let Err(e) = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_data())
+            {
+                // Reopen next time: opening trims a partial line, so the next entry starts on a line of its own.
+                self.current = None;
+                return Err(e);
+            }
             start = end;
         }
         Ok(())

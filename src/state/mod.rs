@@ -24,6 +24,17 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a claim outlives its call's deadline: room for saving the record and the journal after a late answer.
+const CLAIM_COMMIT_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A call's hold on an idempotency key across replicas (Redis).
+#[derive(Debug)]
+pub struct Claim {
+    key: String,
+    /// Random per call: only the holder may release it.
+    owner: String,
+}
+
 /// How often a call waits to see whether another replica's claim on the same operation is gone.
 const CLAIM_POLL: Duration = Duration::from_millis(25);
 
@@ -181,7 +192,7 @@ impl StateStore {
             }
             Backend::Redis { redis, .. } => {
                 let fresh = redis
-                    .remember(call.replay_key(), call.replay_expires_ms())
+                    .remember(call.replay_key(), call.replay_expires_ms(), now_ms)
                     .await?;
                 Ok(if fresh {
                     Ok(())
@@ -192,32 +203,41 @@ impl StateStore {
         }
     }
 
-    /// Holds `key` against other replicas until [`StateStore::release`] (or the deadline passes), waiting while
-    /// another replica holds it. Returns the key to release; `None` for single-process backends.
+    /// Holds `key` against other replicas until [`StateStore::release`], waiting (until `deadline`) while another
+    /// replica holds it. The claim outlives the deadline by [`CLAIM_COMMIT_ALLOWANCE`], so it cannot lapse between
+    /// the upstream's answer and the record being saved. `None` for single-process backends.
     pub async fn claim(
         &self,
         key: &str,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         let Backend::Redis { redis, .. } = &self.backend else {
             return Ok(None);
         };
+        let owner = hex::encode(rand::random::<[u8; 16]>());
         loop {
-            let ttl = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if ttl.is_zero() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
                 return Err(StoreError::Claimed);
             }
-            if redis.claim(key, ttl).await? {
-                return Ok(Some(key.to_owned()));
+            if redis
+                .claim(key, &owner, left + CLAIM_COMMIT_ALLOWANCE)
+                .await?
+            {
+                return Ok(Some(Claim {
+                    key: key.to_owned(),
+                    owner,
+                }));
             }
-            tokio::time::sleep(CLAIM_POLL.min(ttl)).await;
+            tokio::time::sleep(CLAIM_POLL.min(left)).await;
         }
     }
 
-    pub async fn release(&self, key: &str) {
+    /// Gives a claim back, if it is still this call's.
+    pub async fn release(&self, claim: &Claim) {
         if let Backend::Redis { redis, .. } = &self.backend {
-            if let Err(e) = redis.release(key).await {
-                tracing::warn!(error = %e, "cannot release an idempotency claim; it expires at its deadline");
+            if let Err(e) = redis.release(&claim.key, &claim.owner).await {
+                tracing::warn!(error = %e, "cannot release an idempotency claim; it expires by itself");
             }
         }
     }

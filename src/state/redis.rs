@@ -89,14 +89,21 @@ impl RedisStore {
         self.query::<String>(redis::cmd("PING")).await.map(|_| ())
     }
 
-    /// `true` when the replay key was new (and is now remembered until `expires_ms`).
-    pub async fn remember(&self, key: &str, expires_ms: u64) -> Result<bool, StoreError> {
+    /// `true` when the replay key was new (and is now remembered until `expires_ms`). The expiry is sent as a
+    /// relative TTL so it does not depend on Redis's clock agreeing with this host's.
+    pub async fn remember(
+        &self,
+        key: &str,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let ttl_ms = expires_ms.saturating_sub(now_ms).max(1);
         let mut cmd = redis::cmd("SET");
         cmd.arg(format!("{}nonce:{key}", self.prefix))
             .arg(1)
             .arg("NX")
-            .arg("PXAT")
-            .arg(expires_ms.max(1));
+            .arg("PX")
+            .arg(ttl_ms);
         Ok(self.query::<Option<String>>(cmd).await?.is_some())
     }
 
@@ -126,20 +133,26 @@ impl RedisStore {
         self.query::<String>(cmd).await.map(|_| ())
     }
 
-    /// Claims `key` for one replica until `ttl` passes or [`RedisStore::release`]; `false` if another holds it.
-    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+    /// Claims `key` for `owner` until `ttl` passes or [`RedisStore::release`]; `false` if another holds it.
+    pub async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(format!("{}claim:{key}", self.prefix))
-            .arg(1)
+            .arg(owner)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64);
         Ok(self.query::<Option<String>>(cmd).await?.is_some())
     }
 
-    pub async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(format!("{}claim:{key}", self.prefix));
+    /// Releases `key` only if `owner` still holds it (a claim that expired may belong to another replica now).
+    pub async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        const COMPARE_AND_DELETE: &str =
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(COMPARE_AND_DELETE)
+            .arg(1)
+            .arg(format!("{}claim:{key}", self.prefix))
+            .arg(owner);
         self.query::<i64>(cmd).await.map(|_| ())
     }
 }

@@ -27,6 +27,13 @@ impl fmt::Debug for Sealer {
     }
 }
 
+/// Whether two keys are the same (a reload compares them); constant time.
+impl PartialEq for Sealer {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.key.as_slice(), other.key.as_slice()).into()
+    }
+}
+
 impl Sealer {
     /// Parses a key given as 64 hex characters or as base64 of 32 bytes (surrounding whitespace ignored).
     pub fn from_text(text: &str) -> Result<Self, SealError> {

@@ -333,3 +333,48 @@ async fn the_builtin_responder_answers_debugging_calls_deterministically_without
         .assert_code("000000");
     assert_eq!(production.count(), 1);
 }
+
+#[tokio::test]
+async fn a_call_whose_client_went_away_is_still_recorded_and_its_retry_deduplicated() {
+    let upstream = Upstream::start(Behaviour::Slow(
+        std::time::Duration::from_millis(600),
+        r#"{"instanceId":"inst-slow"}"#.into(),
+    ))
+    .await;
+    let gateway = TestGateway::start(&upstream).await;
+    let client = gateway.client();
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        client.send(&new_instance("GONE-1")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the client gave up first");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(upstream.count(), 1);
+    let retry = client.send(&new_instance("GONE-1")).await;
+    retry.assert_code("000000");
+    assert_eq!(retry.json()["instanceId"], "inst-slow");
+    assert_eq!(
+        upstream.count(),
+        1,
+        "the abandoned call's answer was recorded"
+    );
+    let journal =
+        koogate::state::journal::read(&gateway.cert.path().join("data"), &Default::default())
+            .unwrap();
+    assert_eq!(journal.len(), 2, "both calls are journalled");
+}
+
+#[tokio::test]
+async fn the_builtin_responder_copes_with_any_instance_id() {
+    let production = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&production);
+    options.extra_toml = "[test_calls]\nmode = \"builtin\"\n".into();
+    let gateway = TestGateway::start_with(options).await;
+    let reply = gateway
+        .client()
+        .send(&Call::json(&json!({"activity":"queryInstance","instanceId":"aéééééééé,飞蝶测试飞蝶测试","testFlag":"1"})))
+        .await;
+    reply.assert_code("000000");
+    assert_eq!(reply.json()["info"].as_array().unwrap().len(), 2);
+}
