@@ -1,7 +1,9 @@
 //! The `koogate` command line: one subcommand per file, each with its arguments and its `run`.
 
 mod check;
+mod field;
 mod journal;
+mod key;
 mod simulate;
 mod tools;
 
@@ -41,9 +43,9 @@ enum Command {
     /// Verify a response's `Body-Sign` header against its body.
     Verify(tools::VerifyArgs),
     /// Encrypt a sensitive field with a product's key and algorithm.
-    Encrypt(tools::FieldArgs),
+    Encrypt(field::FieldArgs),
     /// Decrypt a sensitive field with a product's key and algorithm.
-    Decrypt(tools::FieldArgs),
+    Decrypt(field::FieldArgs),
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
         /// Where the development certificate and demo key are kept.
@@ -102,8 +104,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Sign(args) => tools::sign(args),
         Command::Verify(args) => tools::verify(args),
-        Command::Encrypt(args) => tools::encrypt(args),
-        Command::Decrypt(args) => tools::decrypt(args),
+        Command::Encrypt(args) => field::encrypt(args),
+        Command::Decrypt(args) => field::decrypt(args),
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
             crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;

@@ -1,5 +1,6 @@
 //! `koogate simulate`: see [`crate::simulate`].
 
+use super::key::KeyArgs;
 use crate::protocol::fields::{FieldCipher, FieldKey};
 use crate::simulate::{self, case, client::KooClient};
 use anyhow::Context;
@@ -12,12 +13,8 @@ pub struct SimulateArgs {
     /// The production system API URL KooGallery calls (https://…).
     #[arg(long)]
     url: String,
-    /// Environment variable holding the access key.
-    #[arg(long, conflicts_with = "key_file")]
-    key_env: Option<String>,
-    /// File holding the access key (a trailing newline is ignored).
-    #[arg(long)]
-    key_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: KeyArgs,
     /// Run the V1 (legacy GET) suite instead of V2.
     #[arg(long)]
     v1: bool,
@@ -42,7 +39,7 @@ pub struct SimulateArgs {
 }
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
-    let key = read_key(args.key_env.as_deref(), args.key_file.as_ref())?;
+    let key = args.key.read()?.as_bytes().to_vec();
     let cipher = FieldCipher::from_name(&args.cipher).with_context(|| {
         format!(
             "--cipher `{}`: expected aes-256-cbc, aes-128-cbc or aes-256-gcm",
@@ -80,19 +77,4 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
         print!("{}", report.table(std::io::stdout().is_terminal()));
     }
     Ok(report.failed == 0)
-}
-
-/// The access key from an environment variable or a file; never from the command line (it would show in `ps`).
-pub fn read_key(env: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
-    let key = match (env, file) {
-        (Some(name), None) => std::env::var(name)
-            .with_context(|| format!("--key-env {name}: the variable is not set"))?,
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("--key-file {}: cannot read it", path.display()))?
-            .trim_end_matches(['\r', '\n'])
-            .to_owned(),
-        _ => anyhow::bail!("give the access key with --key-env NAME or --key-file FILE"),
-    };
-    anyhow::ensure!(!key.is_empty(), "the access key is empty");
-    Ok(key.into_bytes())
 }

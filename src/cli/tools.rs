@@ -1,11 +1,11 @@
-//! `koogate sign`, `verify`, `encrypt`, `decrypt`: the protocol's primitives for scripts and debugging.
+//! `koogate sign` and `verify`: KooGallery's signatures for scripts and debugging.
 //!
 //! Every command calls `crate::protocol`, the code the gateway runs, so what these commands print is what the
 //! gateway accepts and emits. The access key comes from an environment variable or a file, never from an argument
 //! (arguments show up in `ps` and in shell history).
 
+use super::key::KeyArgs;
 use crate::clock::{Clock, SystemClock};
-use crate::protocol::fields::{FieldCipher, FieldError, FieldKey};
 use crate::protocol::{body_sign, v1, v2};
 use anyhow::{anyhow, bail, Context};
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -13,7 +13,6 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
 /// Everything except RFC 3986's unreserved characters is escaped, so base64's `+`, `/` and `=` survive every
 /// client and form decoder (a raw `+` reads as a space to many of them).
@@ -26,18 +25,6 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 const BODY_HELP: &str = "\
 The body is signed byte for byte as read, a trailing newline included: `echo '{…}' | koogate sign …` signs the
 newline that `echo` adds. Use `printf '%s' '{…}'`, --body, or a file holding exactly the bytes you send.";
-
-/// Where the access key comes from: exactly one of the two.
-#[derive(clap::Args)]
-#[group(required = true, multiple = false)]
-struct KeyArgs {
-    /// Read the access key from this environment variable.
-    #[arg(long, value_name = "NAME")]
-    key_env: Option<String>,
-    /// Read the access key from this file (trailing newlines are ignored).
-    #[arg(long, value_name = "FILE")]
-    key_file: Option<PathBuf>,
-}
 
 /// Where a body comes from: a file, an argument, or (neither given) standard input.
 #[derive(clap::Args)]
@@ -103,69 +90,6 @@ pub struct VerifyArgs {
     /// The `Body-Sign` header value as received (a leading `Body-Sign:` is ignored).
     #[arg(long, value_name = "HEADER", allow_hyphen_values = true)]
     body_sign: String,
-}
-
-#[derive(clap::Args)]
-pub struct FieldArgs {
-    #[command(flatten)]
-    key: KeyArgs,
-    /// The product's sensitive-information algorithm: aes-256-cbc, aes-128-cbc or aes-256-gcm.
-    #[arg(long, value_parser = cipher_by_name, default_value = "aes-256-cbc")]
-    cipher: FieldCipher,
-    /// KooGallery's `encryptType` instead of --cipher: 1 = aes-256-cbc, 2 = aes-128-cbc (3 = aes-256-gcm).
-    #[arg(long, value_name = "1|2|3", value_parser = cipher_by_type, conflicts_with = "cipher")]
-    encrypt_type: Option<FieldCipher>,
-    /// The value. Default: standard input, without one trailing newline.
-    #[arg(long)]
-    value: Option<String>,
-    /// encrypt, CBC only: this 16-character IV instead of a random one (for reproducible test vectors).
-    #[arg(long, value_name = "16 CHARS")]
-    iv: Option<String>,
-}
-
-const CIPHERS: [FieldCipher; 3] = [
-    FieldCipher::Aes256Cbc,
-    FieldCipher::Aes128Cbc,
-    FieldCipher::Aes256Gcm,
-];
-
-fn cipher_by_name(name: &str) -> Result<FieldCipher, String> {
-    FieldCipher::from_name(name)
-        .ok_or_else(|| format!("expected aes-256-cbc, aes-128-cbc or aes-256-gcm, seen `{name}`"))
-}
-
-fn cipher_by_type(value: &str) -> Result<FieldCipher, String> {
-    CIPHERS
-        .into_iter()
-        .find(|c| c.encrypt_type() == value)
-        .ok_or_else(|| {
-            format!("expected 1 (aes-256-cbc), 2 (aes-128-cbc) or 3 (aes-256-gcm), seen `{value}`")
-        })
-}
-
-impl KeyArgs {
-    fn read(&self) -> anyhow::Result<Zeroizing<String>> {
-        let key = match (&self.key_env, &self.key_file) {
-            (Some(name), _) => Zeroizing::new(std::env::var(name).map_err(|_| {
-                anyhow!(
-                    "environment variable `{name}` is not set (or not UTF-8): expected the access key from the \
-                     seller console's key management; export it or use --key-file"
-                )
-            })?),
-            (None, Some(file)) => {
-                let text = Zeroizing::new(std::fs::read_to_string(file).with_context(|| {
-                    format!("cannot read the access key file {}", file.display())
-                })?);
-                // Secret files usually end with a newline that is not part of the key (as in the config).
-                Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            (None, None) => bail!("pass the access key with --key-env NAME or --key-file FILE"),
-        };
-        if key.is_empty() {
-            bail!("the access key is empty: expected the key from the seller console's key management");
-        }
-        Ok(key)
-    }
 }
 
 impl BodyArgs {
@@ -356,122 +280,4 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     };
     eprintln!("  hint:     {hint}");
     Ok(false)
-}
-
-impl FieldArgs {
-    fn cipher(&self) -> FieldCipher {
-        self.encrypt_type.unwrap_or(self.cipher)
-    }
-}
-
-/// Reads `--value` or standard input (one trailing newline removed: `echo` adds it, a field never ends with it).
-fn read_value(value: Option<String>) -> anyhow::Result<Zeroizing<String>> {
-    if let Some(value) = value {
-        return Ok(Zeroizing::new(value));
-    }
-    if std::io::stdin().is_terminal() {
-        eprintln!("reading the value from standard input until end of input (Ctrl-D)");
-    }
-    let mut text = Zeroizing::new(String::new());
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("cannot read the value from standard input (expected UTF-8 text)")?;
-    let kept = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .map(str::len);
-    if let Some(len) = kept {
-        text.truncate(len);
-    }
-    Ok(text)
-}
-
-/// Encrypts a field as KooGallery does and prints it.
-pub fn encrypt(args: FieldArgs) -> anyhow::Result<bool> {
-    let key = args.key.read()?;
-    let cipher = args.cipher();
-    let value = read_value(args.value.clone())?;
-    let field_key = FieldKey::derive(key.as_bytes(), cipher);
-    let field = match &args.iv {
-        None => field_key.encrypt(&value),
-        Some(_) if cipher == FieldCipher::Aes256Gcm => {
-            bail!("--iv is for aes-256-cbc and aes-128-cbc: aes-256-gcm uses a random 12-byte nonce per value")
-        }
-        Some(iv) if iv.len() != 16 || !iv.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-            bail!(
-                "--iv: expected exactly 16 letters or digits (KooGallery's IV alphabet), seen {} characters{}",
-                iv.chars().count(),
-                if iv.is_ascii() { "" } else { " with non-ASCII ones" }
-            )
-        }
-        Some(iv) => field_key
-            .encrypt_cbc_with_iv(iv, &value)
-            .map_err(|e| anyhow::anyhow!("--iv: {e}"))?,
-    };
-    println!("{field}");
-    Ok(true)
-}
-
-/// Decrypts a field and prints the plain text; on failure prints the reason and what to try.
-pub fn decrypt(args: FieldArgs) -> anyhow::Result<bool> {
-    if args.iv.is_some() {
-        bail!("--iv is only for `koogate encrypt`: an encrypted field carries its IV in its first 16 characters");
-    }
-    let key = args.key.read()?;
-    let cipher = args.cipher();
-    let field = read_value(args.value.clone())?;
-    let field = field.trim();
-    let error = match FieldKey::derive(key.as_bytes(), cipher).decrypt(field) {
-        Ok(plain) => {
-            println!("{}", plain.as_str());
-            return Ok(true);
-        }
-        Err(error) => error,
-    };
-    eprintln!("cannot decrypt with {}: {error}", cipher.name());
-    eprintln!("  expected: {}", layout(cipher));
-    eprintln!("  seen:     {}", describe(field));
-    let other = CIPHERS
-        .into_iter()
-        .filter(|c| *c != cipher)
-        .find(|c| FieldKey::derive(key.as_bytes(), *c).decrypt(field).is_ok());
-    let next = match (other, error) {
-        (Some(other), _) => format!(
-            "it decrypts with {0} (encryptType {1}): pass --cipher {0}, and set field_cipher = \"{0}\" for this \
-             key in the configuration",
-            other.name(),
-            other.encrypt_type()
-        ),
-        (None, FieldError::NotBase64) if field.contains(' ') => {
-            "the value contains a space: a `+` was probably decoded as a space on the way; put the `+` back".into()
-        }
-        (None, FieldError::ShortIv | FieldError::BadIv | FieldError::NotBase64 | FieldError::BadLength) => {
-            "the value is damaged or truncated: copy the whole field as KooGallery sent it".into()
-        }
-        (None, FieldError::BadPadding | FieldError::AuthFailed | FieldError::NotUtf8) => {
-            "wrong access key or algorithm: a field is encrypted with the key of the product that sent it and \
-             the product's Sensitive Information Encryption Algorithm"
-                .into()
-        }
-    };
-    eprintln!("  next:     {next}");
-    Ok(false)
-}
-
-fn layout(cipher: FieldCipher) -> &'static str {
-    match cipher {
-        FieldCipher::Aes256Cbc | FieldCipher::Aes128Cbc => {
-            "a 16-character IV followed by standard base64 (with padding) of whole 16-byte AES blocks"
-        }
-        FieldCipher::Aes256Gcm => "standard base64 of a 12-byte nonce, the ciphertext and a 16-byte tag",
-    }
-}
-
-/// The shape of a field, never its content.
-fn describe(field: &str) -> String {
-    let mut seen = format!("{} characters", field.chars().count());
-    if let Some(position) = field.find(' ') {
-        seen.push_str(&format!(", a space at offset {position}"));
-    }
-    seen
 }
