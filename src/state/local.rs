@@ -137,7 +137,7 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let result = write(db.as_deref(), &mut journal, &jobs).map_err(|e| e.to_string());
+        let result = write(db.as_deref(), &mut journal, &jobs);
         if let Err(e) = &result {
             tracing::error!(error = %e, "state store write failed");
         }
@@ -153,14 +153,28 @@ fn writer(
     }
 }
 
-fn write(
-    db: Option<&Database>,
-    journal: &mut JournalWriter,
-    jobs: &[Job],
-) -> Result<(), Box<dyn std::error::Error>> {
+/// The journal's `fdatasync` and the redb commit run side by side (they touch different files); both must
+/// succeed before any caller is acknowledged.
+fn write(db: Option<&Database>, journal: &mut JournalWriter, jobs: &[Job]) -> Result<(), String> {
     let entries: Vec<JournalEntry> = jobs.iter().filter_map(|(b, _)| b.entry.clone()).collect();
-    journal.append(&entries)?;
-    let Some(db) = db else { return Ok(()) };
+    std::thread::scope(|scope| {
+        let journal_written = scope.spawn(|| {
+            journal
+                .append(&entries)
+                .map_err(|e| format!("journal: {e}"))
+        });
+        let committed = match db {
+            Some(db) => commit(db, jobs).map_err(|e| format!("state.redb: {e}")),
+            None => Ok(()),
+        };
+        let journal_written = journal_written
+            .join()
+            .unwrap_or_else(|_| Err("journal writer panicked".into()));
+        journal_written.and(committed)
+    })
+}
+
+fn commit(db: &Database, jobs: &[Job]) -> Result<(), Box<dyn std::error::Error>> {
     let txn = db.begin_write()?;
     {
         let mut nonces = txn.open_table(NONCES)?;
