@@ -1,32 +1,9 @@
 //! The real `koogate run` binary: configuration from a file and the environment, JSON logs, SIGTERM drain.
 
+use crate::support::process::GatewayProcess;
 use crate::support::*;
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use serde_json::json;
 use std::time::Duration;
-
-/// Reads JSON log lines until the listener addresses are known; returns them with every line read so far.
-fn addresses(lines: &mut impl Iterator<Item = String>, seen: &mut Vec<String>) -> (String, String) {
-    let (mut https, mut admin) = (None, None);
-    for line in lines.by_ref() {
-        seen.push(line.clone());
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        let message = v["message"].as_str().unwrap_or_default();
-        if message.starts_with("serving KooGallery calls") {
-            https = v["listen"].as_str().map(str::to_owned);
-        }
-        if message.starts_with("admin endpoint") {
-            admin = v["listen"].as_str().map(str::to_owned);
-        }
-        if let (Some(h), Some(a)) = (&https, &admin) {
-            return (h.clone(), a.clone());
-        }
-    }
-    panic!("the binary never reported its listeners: {seen:#?}");
-}
 
 #[tokio::test]
 async fn the_binary_serves_drains_on_sigterm_and_logs_no_secrets() {
@@ -57,28 +34,16 @@ level = "info"
 "#,
         upstream.url()
     );
-    std::fs::write(cert.path().join("koogate.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_koogate"))
-        .args(["run", "--config"])
-        .arg(cert.path().join("koogate.toml"))
-        .env("TEST_KOOGATE_KEY", KEY)
-        .env("KOOGATE_JOURNAL_KEY", JOURNAL_KEY)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let mut lines = rx.iter();
-    let (https, admin) = addresses(&mut lines, &mut seen);
-    let client = client::Client::new(https.parse().unwrap(), &cert.cert_pem);
+    let process = GatewayProcess::spawn(
+        cert.path(),
+        &config,
+        &[
+            ("TEST_KOOGATE_KEY", KEY),
+            ("KOOGATE_JOURNAL_KEY", JOURNAL_KEY),
+        ],
+    );
+    let (https, admin) = (process.https, process.admin);
+    let client = client::Client::new(https, &cert.cert_pem);
 
     let call = Call::json(
         &json!({"activity":"newInstance","businessId":"b","orderId":"BIN-ORDER","orderLineId":"l"}),
@@ -89,13 +54,9 @@ level = "info"
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(upstream.count(), 1);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    process.signal("-TERM");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let ready = client::admin_get(admin.parse().unwrap(), "/readyz").await;
+    let ready = client::admin_get(admin, "/readyz").await;
     assert!(
         ready.map_or(true, |(status, _)| status == 503),
         "not ready while draining"
@@ -104,14 +65,10 @@ level = "info"
     let reply = in_flight.await.unwrap();
     reply.assert_code("000000");
     assert_eq!(reply.json()["instanceId"], "bin-1");
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let (code, logs) = tokio::task::spawn_blocking(move || process.wait_with_logs())
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(status.code(), Some(0), "exit code after a clean drain");
-
-    seen.extend(lines);
-    let logs = seen.join("\n");
+    assert_eq!(code, Some(0), "exit code after a clean drain");
     assert!(
         logs.contains("\"result_code\":\"000000\""),
         "one line per request: {logs}"
@@ -132,7 +89,6 @@ level = "info"
 
 #[tokio::test]
 async fn sighup_reloads_the_running_binary_with_a_new_key() {
-    use crate::support::process::GatewayProcess;
     let upstream = Upstream::start(Behaviour::App).await;
     let dir = TestCert::new();
     let config = format!(

@@ -12,6 +12,9 @@ pub struct GatewayProcess {
     pub child: Child,
     pub https: SocketAddr,
     pub admin: SocketAddr,
+    /// Log lines (stderr) read so far, and the rest as they come.
+    seen: Vec<String>,
+    logs: mpsc::Receiver<String>,
 }
 
 impl GatewayProcess {
@@ -42,10 +45,12 @@ impl GatewayProcess {
         });
         let (mut https, mut admin) = (None, None);
         let started = Instant::now();
+        let mut seen = Vec::new();
         while https.is_none() || admin.is_none() {
             let line = logs
                 .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("koogate did not start"));
+                .unwrap_or_else(|_| panic!("koogate did not start: {seen:#?}"));
+            seen.push(line.clone());
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                 panic!("koogate: {line}")
             };
@@ -61,7 +66,28 @@ impl GatewayProcess {
             child,
             https: https.unwrap(),
             admin: admin.unwrap(),
+            seen,
+            logs,
         }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        assert!(Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Waits for the process to exit; returns its exit code and every log line it wrote.
+    pub fn wait_with_logs(mut self) -> (Option<i32>, String) {
+        let code = self.child.wait().unwrap().code();
+        let mut lines = std::mem::take(&mut self.seen);
+        lines.extend(self.logs.try_iter());
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+        (code, lines.join("\n"))
     }
 
     /// SIGTERM, then the exit code once it has drained.
