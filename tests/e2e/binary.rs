@@ -13,26 +13,9 @@ async fn the_binary_serves_drains_on_sigterm_and_logs_no_secrets() {
     ))
     .await;
     let cert = TestCert::new();
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-cert_chain_file = "cert.pem"
-private_key_file = "key.pem"
-[admin]
-listen = "127.0.0.1:0"
-[[access_keys]]
-name = "primary"
-env = "TEST_KOOGATE_KEY"
-[upstream]
-default_route = "app"
-[upstream.routes.app]
-url = "{}"
-[log]
-format = "json"
-level = "info"
-"#,
-        upstream.url()
+    let config = crate::support::process::config(
+        &upstream.url(),
+        "backend = \"local\"\ndata_dir = \"data\"\njournal_key_env = \"KOOGATE_JOURNAL_KEY\"",
     );
     let process = GatewayProcess::spawn(
         cert.path(),
@@ -91,13 +74,7 @@ level = "info"
 async fn sighup_reloads_the_running_binary_with_a_new_key() {
     let upstream = Upstream::start(Behaviour::App).await;
     let dir = TestCert::new();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ncert_chain_file = \"cert.pem\"\nprivate_key_file = \"key.pem\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n[[access_keys]]\nname = \"primary\"\nenv = \"TEST_KOOGATE_KEY\"\n\
-         [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{}\"\n[store]\nbackend = \"memory\"\n\
-         [log]\nformat = \"json\"\n",
-        upstream.url()
-    );
+    let config = crate::support::process::config(&upstream.url(), "backend = \"memory\"");
     let process = GatewayProcess::spawn(dir.path(), &config, &[("TEST_KOOGATE_KEY", KEY)]);
     let client = client::Client::new(process.https, &dir.cert_pem);
     let call = |key: &str, line: &str| {

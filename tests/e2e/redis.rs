@@ -7,33 +7,12 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn config(upstream: &Upstream, redis: &RedisServer, data_dir: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-cert_chain_file = "cert.pem"
-private_key_file = "key.pem"
-[admin]
-listen = "127.0.0.1:0"
-[[access_keys]]
-name = "primary"
-env = "TEST_KOOGATE_KEY"
-[upstream]
-default_route = "app"
-[upstream.routes.app]
-url = "{}"
-[store]
-backend = "redis"
-redis_url = "{}"
-redis_timeout_ms = 300
-data_dir = "{data_dir}"
-journal_key_env = "KOOGATE_JOURNAL_KEY"
-[log]
-format = "json"
-"#,
-        upstream.url(),
+    let store = format!(
+        "backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = 300\ndata_dir = \"{data_dir}\"\n\
+         journal_key_env = \"KOOGATE_JOURNAL_KEY\"",
         redis.url()
-    )
+    );
+    crate::support::process::config(&upstream.url(), &store)
 }
 
 async fn ready(admin: std::net::SocketAddr) -> bool {

@@ -7,6 +7,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A config for the binary: HTTPS and admin on port 0, the access key from `TEST_KOOGATE_KEY`, one route to
+/// `upstream_url`, JSON logs; `store` is the body of the `[store]` table.
+pub fn config(upstream_url: &str, store: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ncert_chain_file = \"cert.pem\"\nprivate_key_file = \"key.pem\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\
+         [[access_keys]]\nname = \"primary\"\nenv = \"TEST_KOOGATE_KEY\"\n\
+         [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{upstream_url}\"\n\
+         [store]\n{store}\n\
+         [log]\nformat = \"json\"\nlevel = \"info\"\n"
+    )
+}
+
 /// A running `koogate run`; killed on drop.
 pub struct GatewayProcess {
     pub child: Child,
