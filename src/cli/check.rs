@@ -293,7 +293,7 @@ fn print_summary(config: &Config) {
             "store: local, data_dir {}, retention {days} days, journal key set",
             data_dir.display()
         ),
-        StoreKind::Redis { url, prefix, timeout, data_dir } => println!(
+        StoreKind::Redis { url, prefix, timeout, data_dir, .. } => println!(
             "store: redis at {} (prefix {prefix}, timeout {} ms), journal in {}, retention {days} days",
             redis_address(url).unwrap_or_else(|| "<unreadable url>".to_owned()),
             timeout.as_millis(),

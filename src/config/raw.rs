@@ -193,6 +193,7 @@ pub struct RawStore {
     pub journal_key_file: Option<PathBuf>,
     pub redis_url: Option<String>,
     pub redis_url_env: Option<String>,
+    pub redis_ca_file: Option<PathBuf>,
     #[serde(default = "d_redis_prefix")]
     pub redis_key_prefix: String,
     #[serde(default = "d_redis_timeout")]
@@ -209,6 +210,7 @@ impl Default for RawStore {
             journal_key_file: None,
             redis_url: None,
             redis_url_env: None,
+            redis_ca_file: None,
             redis_key_prefix: d_redis_prefix(),
             redis_timeout_ms: d_redis_timeout(),
         }

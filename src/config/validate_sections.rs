@@ -104,6 +104,7 @@ impl Validator<'_> {
                     prefix: raw.redis_key_prefix.clone(),
                     timeout,
                     data_dir: self.base_dir.join(&raw.data_dir),
+                    ca_file: raw.redis_ca_file.as_ref().map(|f| self.base_dir.join(f)),
                 }
             }
             other => {

@@ -51,6 +51,8 @@ pub enum StoreKind {
         prefix: String,
         timeout: Duration,
         data_dir: PathBuf,
+        /// PEM CA trusted for `rediss://` instead of the system roots.
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -164,8 +166,9 @@ impl StateStore {
                 prefix,
                 timeout,
                 data_dir,
+                ca_file,
             } => Backend::Redis {
-                redis: redis::RedisStore::open(&url, prefix, timeout)?,
+                redis: redis::RedisStore::open(&url, prefix, timeout, ca_file.as_deref())?,
                 journal: local::LocalStore::open(&data_dir, retention_ms, false)?,
                 retention: settings.retention,
             },

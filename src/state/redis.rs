@@ -4,6 +4,7 @@
 
 use super::{StoreError, StoredRecord};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,24 @@ fn failed(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
 }
 
 impl RedisStore {
-    pub fn open(url: &str, prefix: String, timeout: Duration) -> Result<Arc<Self>, StoreError> {
-        let client = redis::Client::open(url).map_err(failed)?;
+    /// `ca_file` (PEM) is trusted for `rediss://` instead of the system's roots, for a private CA.
+    pub fn open(
+        url: &str,
+        prefix: String,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Arc<Self>, StoreError> {
+        let client = match ca_file {
+            None => redis::Client::open(url).map_err(failed)?,
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(failed)?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(url, certificates).map_err(failed)?
+            }
+        };
         let store = Arc::new(Self {
             client,
             connection: Mutex::new(None),

@@ -123,3 +123,26 @@ async fn replicas_sharing_redis_behave_as_one_and_fail_closed_while_it_is_down()
     assert_eq!(a.terminate(), Some(0));
     assert_eq!(b.terminate(), Some(0));
 }
+
+#[tokio::test]
+async fn a_redis_reached_over_tls_with_a_private_ca_works() {
+    let cert = TestCert::new();
+    let redis = RedisServer::start_tls(&cert.cert_path(), &cert.path().join("key.pem"));
+    let upstream = Upstream::start(Behaviour::Unique).await;
+    let mut options = Options::new(&upstream);
+    options.store_toml = format!(
+        "backend = \"redis\"\nredis_url = \"{}\"\nredis_ca_file = \"{}\"\ndata_dir = \"data\"\njournal_key_env = \"TEST_JOURNAL_KEY\"",
+        redis.url(),
+        cert.cert_path().display()
+    );
+    let gateway = TestGateway::start_with(options).await;
+    wait_ready(gateway.admin, true).await;
+    let order = json!({"activity":"newInstance","businessId":"b","orderId":"TLS-1","orderLineId":"TLS-1-000001"});
+    let call = Call::json(&order);
+    let first = gateway.client().send(&call).await;
+    first.assert_code("000000");
+    gateway.client().send(&call).await.assert_code("000001");
+    let retry = gateway.client().send(&Call::json(&order)).await;
+    assert_eq!(retry.json()["instanceId"], first.json()["instanceId"]);
+    assert_eq!(upstream.count(), 1);
+}
