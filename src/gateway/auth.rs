@@ -38,31 +38,6 @@ impl Gateway {
         let verify = &self.config.verify;
         let keys = &self.config.keys;
         match (generation, request.method() == Method::GET) {
-            (Generation::V1, true) => {
-                let query = V1Query::parse(request.uri().query().unwrap_or(""))?;
-                Ok(v1::verify(
-                    keys,
-                    query,
-                    self.clock.now_ms(),
-                    verify.v1_timestamp_window,
-                )?)
-            }
-            (Generation::V1, false) => {
-                let token = request
-                    .headers()
-                    .get(V1_POST_TOKEN_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = self.read_body(request).await?;
-                let query = V1Query::from_post(&body, &token)?;
-                Ok(v1::verify(
-                    keys,
-                    query,
-                    self.clock.now_ms(),
-                    verify.v1_timestamp_window,
-                )?)
-            }
             (Generation::V2, _) => {
                 let query = SignedQuery::parse(request.uri().query().unwrap_or(""))?;
                 let body = self.read_body(request).await?;
@@ -72,6 +47,24 @@ impl Gateway {
                     body,
                     self.clock.now_ms(),
                     verify.timestamp_window,
+                )?)
+            }
+            (Generation::V1, is_get) => {
+                let query = if is_get {
+                    V1Query::parse(request.uri().query().unwrap_or(""))?
+                } else {
+                    let token = request
+                        .headers()
+                        .get(V1_POST_TOKEN_HEADER)
+                        .and_then(|v| v.to_str().ok());
+                    let token = token.unwrap_or_default().to_owned();
+                    V1Query::from_post(&self.read_body(request).await?, &token)?
+                };
+                Ok(v1::verify(
+                    keys,
+                    query,
+                    self.clock.now_ms(),
+                    verify.v1_timestamp_window,
                 )?)
             }
         }

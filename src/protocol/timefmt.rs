@@ -21,6 +21,26 @@ pub fn expire_time_to_rfc3339(value: &str) -> Option<String> {
     rfc3339(at)
 }
 
+/// KooGallery's own form of an instant (UTC): `yyyyMMddHHmmss`, or `yyyyMMddHHmmssSSS` with `millis` (V1's
+/// `timeStamp`). The inverse of [`expire_time_to_rfc3339`]'s input.
+pub fn koogallery(at: OffsetDateTime, millis: bool) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let seconds = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    if millis {
+        format!("{seconds}{:03}", at.millisecond())
+    } else {
+        seconds
+    }
+}
+
 /// Formats an instant as RFC 3339 (UTC, `Z`).
 pub fn rfc3339(at: OffsetDateTime) -> Option<String> {
     at.format(&Rfc3339).ok()
@@ -38,6 +58,17 @@ mod tests {
         );
         assert_eq!(
             expire_time_to_rfc3339("20210916133124481").as_deref(),
+            Some("2021-09-16T13:31:24.481Z")
+        );
+    }
+
+    #[test]
+    fn koogallery_times_round_trip_through_the_parser() {
+        let at = time::macros::datetime!(2021-09-16 13:31:24.481 UTC);
+        assert_eq!(koogallery(at, true), "20210916133124481");
+        assert_eq!(koogallery(at, false), "20210916133124");
+        assert_eq!(
+            expire_time_to_rfc3339(&koogallery(at, true)).as_deref(),
             Some("2021-09-16T13:31:24.481Z")
         );
     }

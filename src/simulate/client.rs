@@ -1,7 +1,7 @@
 //! A client that calls a KooGallery production URL the way KooGallery does: signed V2 and V1 calls over HTTPS
 //! (TLS 1.2 or newer only), timing each answer.
 
-use crate::protocol::{body_sign, v1, v2};
+use crate::protocol::{body_sign, timefmt, v1, v2};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::Bytes;
 use http::{header, Method, Request};
@@ -131,7 +131,7 @@ impl KooClient {
 
     /// A V1 call: `GET` with the parameters and a `timeStamp` of now, signed into `authToken`.
     pub async fn call_v1(&self, url: &str, params: &[(String, String)]) -> Result<Answer, String> {
-        let time_stamp = v1_time_stamp(time::OffsetDateTime::now_utc());
+        let time_stamp = timefmt::koogallery(time::OffsetDateTime::now_utc(), true);
         let mut sorted: Vec<(String, String)> = params
             .iter()
             .cloned()
@@ -225,18 +225,4 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// `yyyyMMddHHmmssSSS` (UTC), V1's `timeStamp`.
-pub fn v1_time_stamp(at: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}{:03}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
 }

@@ -44,18 +44,10 @@ pub async fn run(
     field_key: &crate::protocol::fields::FieldKey,
     probes: bool,
 ) -> Report {
-    let expire_time = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+    let a_year_from_now = time::OffsetDateTime::now_utc() + time::Duration::days(365);
     let mut ctx = Context {
         instance_id: None,
-        expire_time: format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            expire_time.year(),
-            u8::from(expire_time.month()),
-            expire_time.day(),
-            expire_time.hour(),
-            expire_time.minute(),
-            expire_time.second()
-        ),
+        expire_time: crate::protocol::timefmt::koogallery(a_year_from_now, false),
         field_key,
     };
     let mut outcomes = Vec::new();
@@ -75,70 +67,43 @@ pub async fn run(
 }
 
 async fn run_case(client: &KooClient, url: &str, case: &Case, ctx: &mut Context<'_>) -> Outcome {
-    let mut outcome = Outcome {
-        name: case.name.clone(),
-        passed: false,
-        reason: None,
-        result_code: None,
-        elapsed_ms: 0,
-    };
     let call = match case::fill(&case.call, ctx) {
         Ok(call) => call,
-        Err(e) => {
-            outcome.reason = Some(format!("case not runnable: {e}"));
-            return outcome;
-        }
+        Err(e) => return Outcome::failed(&case.name, format!("case not runnable: {e}")),
     };
     let answer = match case.generation.as_str() {
         "v1" => {
+            let text = |value: &Value| {
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned)
+            };
             let params: Vec<(String, String)> = call
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(name, value)| {
-                    (
-                        name.clone(),
-                        value
-                            .as_str()
-                            .map_or_else(|| value.to_string(), str::to_owned),
-                    )
-                })
+                .map(|(name, value)| (name.clone(), text(value)))
                 .collect();
             client.call_v1(url, &params).await
         }
         _ => client.call(url, &call.to_string()).await,
     };
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(reason) => {
-            outcome.reason = Some(reason);
-            return outcome;
-        }
-    };
-    outcome.elapsed_ms = answer.elapsed.as_millis() as u64;
     let activity = call["activity"].as_str().unwrap_or_default();
-    let verdict = judge::generic(&answer, client.key()).and_then(|body| {
-        outcome.result_code = body["resultCode"].as_str().map(str::to_owned);
+    let remembered = ctx.instance_id.clone();
+    let (outcome, body) = judged(&case.name, answer, client.key(), |body| {
         judge::expected(
             activity,
-            &body,
+            body,
             &case.expect,
-            ctx.instance_id.as_deref(),
+            remembered.as_deref(),
             client.key(),
-        )?;
-        Ok(body)
+        )
     });
-    match verdict {
-        Ok(body) => {
-            outcome.passed = true;
-            if case.expect.remember_instance {
-                ctx.instance_id = body["instanceId"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or(ctx.instance_id.take());
-            }
-        }
-        Err(reason) => outcome.reason = Some(reason),
+    if let (true, Some(body)) = (case.expect.remember_instance, body) {
+        ctx.instance_id = body["instanceId"]
+            .as_str()
+            .map(str::to_owned)
+            .or(ctx.instance_id.take());
     }
     outcome
 }
@@ -162,15 +127,8 @@ async fn negative_probes(client: &KooClient, url: &str) -> Vec<Outcome> {
     );
 
     let replay = client.sign_v2(body.as_bytes());
-    let original = client.send_v2(url, &replay).await;
-    let second = match original {
-        Err(reason) => Outcome {
-            name: "replayed nonce is refused".into(),
-            passed: false,
-            reason: Some(reason),
-            result_code: None,
-            elapsed_ms: 0,
-        },
+    let second = match client.send_v2(url, &replay).await {
+        Err(reason) => Outcome::failed("replayed nonce is refused", reason),
         Ok(_) => refused(
             "replayed nonce is refused",
             client.send_v2(url, &replay).await,
@@ -181,35 +139,57 @@ async fn negative_probes(client: &KooClient, url: &str) -> Vec<Outcome> {
 }
 
 fn refused(name: &str, answer: Result<client::Answer, String>, key: &[u8]) -> Outcome {
-    let mut outcome = Outcome {
-        name: name.to_owned(),
-        passed: false,
-        reason: None,
-        result_code: None,
-        elapsed_ms: 0,
-    };
+    judged(name, answer, key, |body| {
+        match body["resultCode"].as_str().unwrap_or_default() {
+            "000001" => Ok(()),
+            code => Err(format!(
+                "resultCode {code}; a forged or replayed call must get 000001 and no effect"
+            )),
+        }
+    })
+    .0
+}
+
+/// The console's generic checks, then `check`; the parsed body when the answer passed.
+fn judged(
+    name: &str,
+    answer: Result<client::Answer, String>,
+    key: &[u8],
+    check: impl FnOnce(&Value) -> Result<(), String>,
+) -> (Outcome, Option<Value>) {
     let answer = match answer {
         Ok(answer) => answer,
+        Err(reason) => return (Outcome::failed(name, reason), None),
+    };
+    let mut outcome = Outcome::failed(name, String::new());
+    outcome.elapsed_ms = answer.elapsed.as_millis() as u64;
+    let verdict = judge::generic(&answer, key).and_then(|body| {
+        outcome.result_code = body["resultCode"].as_str().map(str::to_owned);
+        check(&body).map(|()| body)
+    });
+    match verdict {
+        Ok(body) => {
+            outcome.passed = true;
+            outcome.reason = None;
+            (outcome, Some(body))
+        }
         Err(reason) => {
             outcome.reason = Some(reason);
-            return outcome;
-        }
-    };
-    outcome.elapsed_ms = answer.elapsed.as_millis() as u64;
-    match judge::generic(&answer, key) {
-        Err(reason) => outcome.reason = Some(reason),
-        Ok(body) => {
-            let code = body["resultCode"].as_str().unwrap_or_default().to_owned();
-            outcome.passed = code == "000001";
-            if !outcome.passed {
-                outcome.reason = Some(format!(
-                    "resultCode {code}; a forged or replayed call must get 000001 and no effect"
-                ));
-            }
-            outcome.result_code = Some(code);
+            (outcome, None)
         }
     }
-    outcome
+}
+
+impl Outcome {
+    fn failed(name: &str, reason: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            passed: false,
+            reason: Some(reason),
+            result_code: None,
+            elapsed_ms: 0,
+        }
+    }
 }
 
 impl Report {
