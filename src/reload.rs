@@ -126,3 +126,46 @@ pub fn watch_files(
     });
     Ok(watcher)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = "[server]\nlisten = \"127.0.0.1:8443\"\ncert_chain_file = \"c\"\nprivate_key_file = \"k\"\n\
+        [[access_keys]]\nname = \"a\"\nenv = \"K\"\n[upstream]\ndefault_route = \"app\"\n\
+        [upstream.routes.app]\nurl = \"http://127.0.0.1:3000/\"\n[store]\nbackend = \"memory\"\n";
+
+    fn config(text: &str) -> Config {
+        let env = |name: &str| {
+            Some(if name == "J" {
+                "11".repeat(32)
+            } else {
+                "key".to_owned()
+            })
+        };
+        Config::from_toml(text, Path::new("."), &env).unwrap()
+    }
+
+    #[test]
+    fn settings_a_reload_cannot_apply_are_named() {
+        let old = config(BASE);
+        assert!(needs_restart(&old, &config(BASE)).is_empty());
+        let moved = BASE.replace("127.0.0.1:8443", "0.0.0.0:9443").replace(
+            "backend = \"memory\"",
+            "backend = \"local\"\njournal_key_env = \"J\"",
+        );
+        let changed = needs_restart(
+            &old,
+            &config(&(moved + "[admin]\nlisten = \"127.0.0.1:9999\"\n")),
+        );
+        assert!(
+            changed.contains(&"server.listen") && changed.contains(&"admin.listen"),
+            "{changed:?}"
+        );
+        assert!(
+            changed.iter().any(|c| c.starts_with("store.backend")),
+            "{changed:?}"
+        );
+    }
+}
