@@ -38,7 +38,19 @@ impl GatewayError {
     pub fn result_code(&self) -> ResultCode {
         match self {
             GatewayError::MethodNotAllowed => ResultCode::InvalidParameters,
-            GatewayError::Auth(_) => ResultCode::AuthenticationFailed,
+            GatewayError::Auth(
+                AuthError::QueryTooLong
+                | AuthError::TooManyParameters
+                | AuthError::RepeatedParameter,
+            ) => ResultCode::InvalidParameters,
+            GatewayError::Auth(
+                AuthError::MissingParameter(_)
+                | AuthError::MalformedParameter(_)
+                | AuthError::Query(_)
+                | AuthError::StaleTimestamp
+                | AuthError::FutureTimestamp
+                | AuthError::SignatureMismatch,
+            ) => ResultCode::AuthenticationFailed,
             GatewayError::Body(BodyError::TooLarge | BodyError::Timeout | BodyError::Read) => {
                 ResultCode::InvalidParameters
             }
@@ -64,6 +76,8 @@ impl GatewayError {
                 AuthError::StaleTimestamp => "stale_timestamp",
                 AuthError::FutureTimestamp => "future_timestamp",
                 AuthError::SignatureMismatch => "bad_signature",
+                AuthError::QueryTooLong | AuthError::TooManyParameters => "query_too_large",
+                AuthError::RepeatedParameter => "repeated_parameter",
             },
             GatewayError::Body(e) => match e {
                 BodyError::TooLarge => "body_too_large",

@@ -25,7 +25,9 @@ pub struct SignedQuery {
     nonce: String,
 }
 
-/// Why a V2 call failed authentication. Every variant maps to result code `000001`.
+/// Why a call failed authentication: result code `000001`, except the three query-shape variants
+/// (`QueryTooLong`, `TooManyParameters`, `RepeatedParameter`): a V1 query that cannot be read as one unambiguous
+/// signed message is a parameter error (`000002`, as the upstream contract says), found before any MAC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("query parameter `{0}` is missing")]
@@ -40,6 +42,12 @@ pub enum AuthError {
     FutureTimestamp,
     #[error("signature does not match any configured access key")]
     SignatureMismatch,
+    #[error("query is longer than accepted")]
+    QueryTooLong,
+    #[error("query has more parameters than accepted")]
+    TooManyParameters,
+    #[error("a query parameter is given more than once")]
+    RepeatedParameter,
 }
 
 impl SignedQuery {
