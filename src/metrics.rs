@@ -1,6 +1,6 @@
 //! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
 
-use crate::protocol::{Activity, ResultCode};
+use crate::protocol::{Activity, Generation, ResultCode};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -39,7 +39,10 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub tls_handshakes: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
-    pub replay_cache_entries: IntGauge,
+    /// Replay keys remembered, by generation (in-memory cache; Redis keeps its own).
+    pub replay_cache_entries: IntGaugeVec,
+    /// The replay cache's limit, by generation: calls of that generation fail closed at it.
+    pub replay_cache_capacity: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
     pub handshake_duration: Histogram,
@@ -53,6 +56,8 @@ pub struct Metrics {
     /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
     pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
+    /// Refusal log lines not written because their reason's budget was spent (the refusals are still counted).
+    pub refusal_lines_suppressed: IntCounter,
 }
 
 impl Metrics {
@@ -158,10 +163,22 @@ impl Metrics {
         registry.register(Box::new(config_last_reload_success.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(journal_writes.clone()))?;
-        let replay_cache_entries = IntGauge::new(
-            "koogate_replay_cache_entries",
-            "Nonces remembered for replay protection",
+        let replay_cache_entries = IntGaugeVec::new(
+            Opts::new(
+                "koogate_replay_cache_entries",
+                "Replay keys (V2 nonces, V1 authTokens) remembered in memory, by generation",
+            ),
+            &["generation"],
         )?;
+        let replay_cache_capacity = IntGaugeVec::new(
+            Opts::new(
+                "koogate_replay_cache_capacity_entries",
+                "Most replay keys remembered per generation; at it, that generation's calls fail closed",
+            ),
+            &["generation"],
+        )?;
+        registry.register(Box::new(replay_cache_entries.clone()))?;
+        registry.register(Box::new(replay_cache_capacity.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new("koogate_build_info", "Always 1; labels describe the build"),
             &["version"],
@@ -183,11 +200,16 @@ impl Metrics {
         for h in [&request_duration, &upstream_duration] {
             registry.register(Box::new(h.clone()))?;
         }
-        for g in [&in_flight, &connections_open, &replay_cache_entries, &ready] {
+        for g in [&in_flight, &connections_open, &ready] {
             registry.register(Box::new(g.clone()))?;
         }
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_accepted.clone()))?;
+        let refusal_lines_suppressed = IntCounter::new(
+            "koogate_refusal_log_lines_suppressed_total",
+            "Refusal log lines not written because their reason wrote its budget of lines this second",
+        )?;
+        registry.register(Box::new(refusal_lines_suppressed.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -227,6 +249,7 @@ impl Metrics {
             tls_handshakes,
             tls_handshake_failures,
             replay_cache_entries,
+            replay_cache_capacity,
             build_info,
             ready,
             handshake_duration,
@@ -236,6 +259,7 @@ impl Metrics {
             certificate_expiry,
             journal_writes,
             connections_accepted,
+            refusal_lines_suppressed,
         })
     }
 
@@ -249,6 +273,14 @@ impl Metrics {
         let slot = activity.map_or(Activity::ALL.len(), Activity::index);
         self.calls.requests[slot][code.index()].inc();
         self.calls.durations[slot].observe(elapsed.as_secs_f64());
+    }
+
+    /// The replay cache's gauges for both generations, `[V1, V2]`.
+    pub fn replay_gauges(&self) -> [crate::state::replay::ReplayGauges; 2] {
+        [Generation::V1, Generation::V2].map(|g| crate::state::replay::ReplayGauges {
+            entries: self.replay_cache_entries.with_label_values(&[g.name()]),
+            capacity: self.replay_cache_capacity.with_label_values(&[g.name()]),
+        })
     }
 
     /// The Prometheus text exposition of every metric.

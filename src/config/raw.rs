@@ -10,8 +10,11 @@ pub const DEFAULT_DEADLINE_MS: u64 = 4_500;
 pub const DEFAULT_TIMESTAMP_WINDOW_MS: u64 = 60_000;
 /// KooGallery bodies are a few hundred bytes; 64 KiB leaves room for EU orders with many products.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
-/// A full window of nonces at 1,600 calls/s; KooGallery sends a handful per minute.
+/// A full 60 s V2 window of nonces at 1,600 calls/s; KooGallery sends a handful per minute. About 25 MB when full.
 pub const DEFAULT_REPLAY_CACHE_MAX_ENTRIES: u64 = 100_000;
+/// A full 24 h V1 window at about 3 calls/s sustained (V1 keys live 1,440 times longer than V2's). About 60 MB when
+/// full (~250 bytes per key).
+pub const DEFAULT_V1_REPLAY_CACHE_MAX_ENTRIES: u64 = 250_000;
 /// Below Node's 5 s `keepAliveTimeout`, so koogate never reuses a socket the app is about to close.
 pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 4_000;
 pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: u64 = 32;
@@ -226,6 +229,8 @@ pub struct RawV1 {
     pub timestamp_window_ms: u64,
     #[serde(default)]
     pub post: bool,
+    #[serde(default = "d_v1_replay_entries")]
+    pub replay_cache_max_entries: u64,
 }
 
 impl Default for RawV1 {
@@ -234,6 +239,7 @@ impl Default for RawV1 {
             enabled: true,
             timestamp_window_ms: d_v1_window(),
             post: false,
+            replay_cache_max_entries: d_v1_replay_entries(),
         }
     }
 }
@@ -329,6 +335,9 @@ fn d_admin() -> String {
 }
 fn d_window() -> u64 {
     DEFAULT_TIMESTAMP_WINDOW_MS
+}
+fn d_v1_replay_entries() -> u64 {
+    DEFAULT_V1_REPLAY_CACHE_MAX_ENTRIES
 }
 fn d_replay_entries() -> u64 {
     DEFAULT_REPLAY_CACHE_MAX_ENTRIES

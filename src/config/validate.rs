@@ -84,6 +84,12 @@ impl Validator<'_> {
                 1,
                 100_000_000,
             ),
+            v1_replay_cache_max_entries: self.count(
+                "v1.replay_cache_max_entries",
+                raw.v1.replay_cache_max_entries,
+                1,
+                100_000_000,
+            ),
         };
         let keys = self.keys(&raw.access_keys);
         let mut upstream = self.upstream(&raw.upstream);

@@ -4,6 +4,7 @@
 mod auth;
 pub mod error;
 mod journal;
+mod refusal_log;
 mod single_flight;
 mod test_responder;
 
@@ -24,6 +25,7 @@ use error::GatewayError;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use refusal_log::RefusalLog;
 use single_flight::{KeyGuard, KeyLocks};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -37,6 +39,8 @@ pub struct Gateway {
     upstreams: Upstreams,
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
+    /// Shared across reloads, so a reload does not reset the budgets.
+    refusals: Arc<RefusalLog>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 }
@@ -72,12 +76,22 @@ impl Gateway {
         let settings = StoreSettings {
             kind: config.store.kind.clone(),
             retention: config.store.retention,
-            replay_cache_max_entries: config.verify.replay_cache_max_entries,
+            replay_capacity: crate::state::replay::ReplayCapacity {
+                v1: config.verify.v1_replay_cache_max_entries,
+                v2: config.verify.replay_cache_max_entries,
+            },
             sealer: config.store.sealer.clone(),
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
-        Self::build(config, Arc::new(store), Arc::default(), metrics, clock)
+        Self::build(
+            config,
+            Arc::new(store),
+            Arc::default(),
+            Arc::default(),
+            metrics,
+            clock,
+        )
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
@@ -87,6 +101,7 @@ impl Gateway {
             config,
             self.store.clone(),
             self.locks.clone(),
+            self.refusals.clone(),
             self.metrics.clone(),
             self.clock.clone(),
         )
@@ -96,6 +111,7 @@ impl Gateway {
         config: Arc<Config>,
         store: Arc<StateStore>,
         locks: Arc<KeyLocks>,
+        refusals: Arc<RefusalLog>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
@@ -110,6 +126,7 @@ impl Gateway {
             upstreams,
             store,
             locks,
+            refusals,
             metrics,
             clock,
         })
@@ -248,8 +265,14 @@ impl Gateway {
                     .rejections
                     .with_label_values(&[e.reason()])
                     .inc();
-                tracing::warn!(request_id, activity, generation, result_code = code, test_flag, access_key,
-                    reason = e.reason(), error = %e, latency_us, "refused");
+                // Rate-limited per reason (a flood of forgeries is not a flood of lines); the metric stays exact.
+                match self.refusals.admit(e.reason(), Instant::now()) {
+                    Some(suppressed) => {
+                        tracing::warn!(request_id, activity, generation, result_code = code,
+                        test_flag, access_key, reason = e.reason(), error = %e, latency_us, suppressed, "refused")
+                    }
+                    None => self.metrics.refusal_lines_suppressed.inc(),
+                }
             }
         }
         signed_response(body, signature, &request_id, from_record)
@@ -269,7 +292,7 @@ impl Gateway {
         ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());
-        let now_ms = self.clock.now_ms();
+        let now_ms = verified.checked_at_ms();
         self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
             verified.replay_key().to_owned(),

@@ -197,7 +197,7 @@ pub fn verify(
     Ok(Verified::new(
         key,
         query.token_text,
-        expires_ms,
+        (expires_ms, now_ms),
         Payload::V1(query.params),
     ))
 }

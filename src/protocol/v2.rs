@@ -146,7 +146,7 @@ pub fn verify(
     Ok(Verified::new(
         key,
         query.nonce,
-        expires_ms,
+        (expires_ms, now_ms),
         Payload::V2(body),
     ))
 }
@@ -249,7 +249,10 @@ mod tests {
                     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(NONCE))
                 )
             );
-            assert_eq!(v.replay_expires_ms(), TS + 60_000);
+            assert_eq!(
+                v.replay_expires_ms(),
+                TS + 60_000 + crate::protocol::verified::REPLAY_MARGIN.as_millis() as u64
+            );
             assert!(matches!(v.payload(), Payload::V2(b) if b.as_ref() == BODY.as_bytes()));
         }
     }

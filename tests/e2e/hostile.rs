@@ -300,7 +300,17 @@ async fn a_full_replay_cache_fails_closed_with_000005() {
         ),
         1.0
     );
-    assert_eq!(metric(&metrics, "koogate_replay_cache_entries"), 2.0);
+    assert_eq!(
+        metric(&metrics, r#"koogate_replay_cache_entries{generation="v2"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"koogate_replay_cache_capacity_entries{generation="v2"}"#
+        ),
+        2.0
+    );
 }
 
 #[tokio::test]
