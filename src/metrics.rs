@@ -56,6 +56,12 @@ pub struct Metrics {
     /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
     pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
+    /// Idle connections (no request yet) closed to make room for a new one at `server.max_connections`.
+    pub connections_evicted: IntCounter,
+    /// Connections closed at once because every slot was serving a request.
+    pub connections_refused: IntCounter,
+    /// The connection limits of the running listeners, summed.
+    pub connections_max: IntGauge,
     /// Refusal log lines not written because their reason's budget was spent (the refusals are still counted).
     pub refusal_lines_suppressed: IntCounter,
 }
@@ -205,6 +211,21 @@ impl Metrics {
         }
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_accepted.clone()))?;
+        let connections_evicted = IntCounter::new(
+            "koogate_connections_evicted_total",
+            "Connections that had not sent a request, closed to make room for a new one at the limit",
+        )?;
+        let connections_refused = IntCounter::new(
+            "koogate_connections_refused_total",
+            "Connections closed at once because every slot was serving a request",
+        )?;
+        let connections_max = IntGauge::new(
+            "koogate_connections_max",
+            "Connection limit (server.max_connections) of the running listeners, summed",
+        )?;
+        registry.register(Box::new(connections_evicted.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(connections_max.clone()))?;
         let refusal_lines_suppressed = IntCounter::new(
             "koogate_refusal_log_lines_suppressed_total",
             "Refusal log lines not written because their reason wrote its budget of lines this second",
@@ -259,6 +280,9 @@ impl Metrics {
             certificate_expiry,
             journal_writes,
             connections_accepted,
+            connections_evicted,
+            connections_refused,
+            connections_max,
             refusal_lines_suppressed,
         })
     }

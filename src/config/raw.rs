@@ -21,11 +21,16 @@ pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: u64 = 32;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// A `queryInstance` answer for 100 instances fits easily.
 pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 1024 * 1024;
-pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// KooGallery's handshake takes well under 100 ms (a few round trips even from another continent); a short limit
+/// frees the slots of connections that never start one.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
 /// A body that has not arrived within KooGallery's own deadline never will in time.
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
-pub const DEFAULT_MAX_CONNECTIONS: u64 = 1_024;
+/// An idle TLS connection costs about 32 KB (rustls buffers, hyper's read buffer), so 4,096 is about 128 MB at
+/// worst. At the limit the oldest connection that has not sent a request is evicted, so idle ones cannot lock
+/// KooGallery out.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 4_096;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Durable by default: an acknowledged answer must survive a restart.

@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod body;
 pub mod server;
+pub mod slots;
 pub mod tls;
 pub mod upstream;

@@ -10,6 +10,7 @@ mod happy;
 mod hostile;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod operations;
 mod python_app;
 mod redis;
