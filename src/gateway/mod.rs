@@ -160,22 +160,29 @@ impl Gateway {
         &self.metrics
     }
 
+    /// The body and `Body-Sign` value of an error answer to a request that was not authenticated (signed with the
+    /// primary key), for answers made outside the request path.
+    pub fn unauthenticated_answer(&self, code: crate::protocol::ResultCode) -> (Vec<u8>, String) {
+        let body = KooResponse::error(code).to_bytes();
+        let key = self.config.keys.get(self.config.keys.primary());
+        let signature = body_sign::header_value(key.expose(), &body);
+        (body, signature)
+    }
+
     /// Answers one HTTP request. Always HTTP 200 with a signed KooGallery body.
     ///
     /// The call runs in its own task, so it completes — the upstream's answer recorded and journalled — even if
     /// KooGallery closes the connection first (it gives up after 5 s): otherwise its retry would reach the app
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let config = self.config.clone();
-        match tokio::spawn(async move { self.answer(request).await }).await {
+        let gateway = self.clone();
+        match tokio::spawn(async move { gateway.answer(request).await }).await {
             Ok(response) => response,
             Err(_) => {
                 // Only a bug can get here (the task panicked); still answer KooGallery properly.
                 tracing::error!("request task failed");
-                let body =
-                    KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
-                let signature =
-                    body_sign::header_value(config.keys.get(config.keys.primary()).expose(), &body);
+                let (body, signature) =
+                    self.unauthenticated_answer(crate::protocol::ResultCode::InternalError);
                 signed_response(body, signature, "", false)
             }
         }

@@ -1,6 +1,7 @@
 //! Listeners and connections: accept (evicting idle connections at the limit), TLS handshake with a timeout, HTTP
 //! with a header-read timeout, and graceful shutdown.
 
+use super::http_errors::{self, SignedErrors};
 use super::slots::{Admission, Slot, Slots};
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
@@ -157,11 +158,22 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| {
+    // hyper's own answers to requests it cannot parse become signed KooGallery errors (see `http_errors`).
+    let (answers, refusals) = (gateways.clone(), gateways.load().metrics().rejections.clone());
+    let io = SignedErrors::new(
+        io,
+        Box::new(move || http_errors::invalid_request(&answers.load())),
+        Box::new(move || refusals.with_label_values(&["malformed_http"]).inc()),
+    );
+    let service = service_fn(move |request: http::Request<_>| {
         // A connection that sent a request is KooGallery's (or at least speaks HTTP): no longer evictable.
         slot.activate();
         let gateway = gateways.load_full();
-        async move { Ok::<_, Infallible>(gateway.handle(request).await) }
+        let method = request.method().clone();
+        async move {
+            let answer = gateway.handle(request).await;
+            Ok::<_, Infallible>(http_errors::fit_to_method(&method, answer))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod crash;
 mod happy;
+mod http_errors;
 mod hostile;
 mod idempotency;
 mod lifecycle;
