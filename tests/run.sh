@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # The e2e suite starts real peers: the example upstream (python3, standard library only), its own redis-server
 # processes (several replicas sharing state; the system service is not used) and `openssl s_server` (a TLS
 # 1.1-only server for simulate's tests).
-need=(python3:python3 redis-server:redis-server openssl:openssl)
+# curl runs the commands the READMEs show (tests/e2e/readme.rs).
+need=(python3:python3 redis-server:redis-server openssl:openssl curl:curl)
 missing=()
 for pair in "${need[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")

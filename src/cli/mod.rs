@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(
     name = "koogate",
-    version,
+    version = env!("KOOGATE_LONG_VERSION"),
     about = "KooGallery SaaS gateway: TLS, signatures and normalised JSON for your app"
 )]
 pub struct Cli {

@@ -116,7 +116,7 @@ pub async fn run(
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     Report {
         target: url.to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: env!("KOOGATE_LONG_VERSION").to_owned(),
         started_at,
         finished_at: now_rfc3339(),
         insecure: client.insecure(),

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod operations;
 mod python_app;
+mod readme;
 mod redis;
 mod robustness;
 mod simulate;
