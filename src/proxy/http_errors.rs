@@ -24,7 +24,10 @@ const ALLOW: &str = "GET, POST";
 const AUTOMATIC: [&[u8]; 3] = [b"HTTP/1.1 400 ", b"HTTP/1.1 414 ", b"HTTP/1.1 431 "];
 
 /// Adapts the signed answer to the request's method: `HEAD` and `CONNECT` get `405` (see the module docs).
-pub fn fit_to_method(method: &Method, mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+pub fn fit_to_method(
+    method: &Method,
+    mut response: Response<Full<Bytes>>,
+) -> Response<Full<Bytes>> {
     if method == Method::HEAD {
         let mut refused = Response::new(Full::new(Bytes::new()));
         *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
@@ -168,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_automatic_431_is_replaced_by_the_signed_answer_and_nothing_after_it() {
-        let (server, mut client) = tokio::io::duplex(64);
+        let (server, mut client) = tokio::io::duplex(4096);
         let mut wrapped = wrap(server);
         wrapped
             .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n")

@@ -159,7 +159,10 @@ async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // hyper's own answers to requests it cannot parse become signed KooGallery errors (see `http_errors`).
-    let (answers, refusals) = (gateways.clone(), gateways.load().metrics().rejections.clone());
+    let (answers, refusals) = (
+        gateways.clone(),
+        gateways.load().metrics().rejections.clone(),
+    );
     let io = SignedErrors::new(
         io,
         Box::new(move || http_errors::invalid_request(&answers.load())),

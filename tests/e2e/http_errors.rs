@@ -7,7 +7,9 @@ use serde_json::json;
 
 fn good() -> Call {
     let line = format!("HTTPERR-{}", hex::encode(rand::random::<[u8; 4]>()));
-    Call::json(&json!({"activity":"orderNotify","orderId":"HTTPERR","orderLineId":line,"testFlag":"1"}))
+    Call::json(
+        &json!({"activity":"orderNotify","orderId":"HTTPERR","orderLineId":line,"testFlag":"1"}),
+    )
 }
 
 /// A raw answer as a [`Reply`], so its signature can be checked like any other.
@@ -24,8 +26,14 @@ fn reply(raw: &[u8]) -> Reply {
     }
     // parse_raw_response lower-cases the head; the signature value is base64 and must keep its case.
     let text = String::from_utf8_lossy(raw);
-    if let Some(line) = text.lines().find(|l| l.to_lowercase().starts_with("body-sign:")) {
-        headers.insert("body-sign", line["body-sign:".len()..].trim().parse().unwrap());
+    if let Some(line) = text
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("body-sign:"))
+    {
+        headers.insert(
+            "body-sign",
+            line["body-sign:".len()..].trim().parse().unwrap(),
+        );
     }
     Reply {
         status,
@@ -46,14 +54,33 @@ async fn requests_hyper_cannot_parse_get_a_signed_000002_and_the_connection_clos
         )
     };
     let cases = [
-        ("headers over 16 KiB", head(&format!("x-big: {}\r\ncontent-length: 2\r\n", "a".repeat(17_000))) + "{}"),
+        (
+            "headers over 16 KiB",
+            head(&format!(
+                "x-big: {}\r\ncontent-length: 2\r\n",
+                "a".repeat(17_000)
+            )) + "{}",
+        ),
         (
             "150 headers",
-            head(&(0..150).map(|i| format!("x-h{i}: v\r\n")).collect::<String>()) + "content-length: 2\r\n\r\n{}",
+            head(
+                &(0..150)
+                    .map(|i| format!("x-h{i}: v\r\n"))
+                    .collect::<String>(),
+            ) + "content-length: 2\r\n\r\n{}",
         ),
-        ("unreadable Content-Length", head("content-length: two\r\n") + "{}"),
-        ("Content-Length twice, different", head("content-length: 2\r\ncontent-length: 3\r\n") + "{}"),
-        ("not a request line", "\u{1}\u{2} nonsense\r\n\r\n".to_owned()),
+        (
+            "unreadable Content-Length",
+            head("content-length: two\r\n") + "{}",
+        ),
+        (
+            "Content-Length twice, different",
+            head("content-length: 2\r\ncontent-length: 3\r\n") + "{}",
+        ),
+        (
+            "not a request line",
+            "\u{1}\u{2} nonsense\r\n\r\n".to_owned(),
+        ),
     ];
     for (what, raw) in &cases {
         let answer = gateway.client().raw(raw.as_bytes()).await;
@@ -68,7 +95,10 @@ async fn requests_hyper_cannot_parse_get_a_signed_000002_and_the_connection_clos
     assert_eq!(upstream.count(), 0);
     let metrics = gateway.metrics().await;
     assert_eq!(
-        metric(&metrics, r#"koogate_rejections_total{reason="malformed_http"}"#),
+        metric(
+            &metrics,
+            r#"koogate_rejections_total{reason="malformed_http"}"#
+        ),
         cases.len() as f64
     );
     gateway.client().send(&good()).await.assert_code("000000");
@@ -79,14 +109,18 @@ async fn head_gets_405_without_a_body_sign_and_connect_never_gets_200() {
     let upstream = Upstream::start(Behaviour::App).await;
     let gateway = TestGateway::start(&upstream).await;
     let call = good();
-    let head = format!("HEAD {} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n", call.uri());
+    let head = format!(
+        "HEAD {} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+        call.uri()
+    );
     let (status, headers, body) = parse_raw_response(&gateway.client().raw(head.as_bytes()).await);
     assert_eq!(status, 405, "{headers}");
     assert!(!headers.contains("body-sign"), "{headers}");
     assert!(headers.contains("allow: get, post"), "{headers}");
     assert!(body.is_empty());
 
-    let connect = b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\nconnection: close\r\n\r\n";
+    let connect =
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\nconnection: close\r\n\r\n";
     let reply = reply(&gateway.client().raw(connect).await);
     assert_eq!(reply.status, 405, "a 2xx to CONNECT opens a tunnel");
     let mut as_200 = reply;

@@ -1,5 +1,5 @@
 //! Availability without credentials: idle connections cannot lock KooGallery out, refusal floods do not flood the
-//! log, and each generation's replay cache fills on its own.
+//! log, V1 parameter limits are parameter errors, and each generation's replay cache fills on its own.
 
 use crate::support::process::GatewayProcess;
 use crate::support::*;
@@ -46,9 +46,36 @@ async fn timed_good_call(gateway: &TestGateway) -> Duration {
     started.elapsed()
 }
 
+/// Raises this process's soft file-descriptor limit to `wanted` (within the hard limit) when it is lower, with
+/// util-linux's `prlimit` (no unsafe code): the test holds both ends of 1,200 connections.
+fn ensure_fd_limit(wanted: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) else {
+        return;
+    };
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (soft, hard) = (numbers[0], numbers.get(1).copied().unwrap_or(u64::MAX));
+    if soft >= wanted {
+        return;
+    }
+    let target = wanted.min(hard);
+    let raised = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={target}:{hard}"))
+        .status();
+    assert!(
+        raised.is_ok_and(|s| s.success()) && target >= wanted,
+        "RLIMIT_NOFILE {soft} (hard {hard}) is below {wanted} and cannot be raised"
+    );
+}
+
 /// The audit's case at its size: 1,200 silent TCP connections, handshake timeout long enough that none expires.
 #[tokio::test]
 async fn a_good_call_is_answered_within_a_second_while_1200_idle_connections_are_held() {
+    ensure_fd_limit(4_096);
     let upstream = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&upstream);
     options.handshake_timeout_ms = 30_000;
@@ -117,6 +144,36 @@ async fn connections_serving_requests_are_never_evicted() {
     let metrics = gateway.metrics().await;
     assert_eq!(metric(&metrics, "koogate_connections_refused_total"), 1.0);
     assert_eq!(metric(&metrics, "koogate_connections_evicted_total"), 0.0);
+}
+
+/// Refused before any MAC as parameter errors: the signed message would be ambiguous, or too costly to build.
+#[tokio::test]
+async fn a_v1_parameter_given_twice_or_too_many_parameters_get_000002() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    let mut twice = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
+    twice.query = Some(format!("{}&instanceId=j", twice.query.unwrap()));
+    gateway.client().send(&twice).await.assert_code("000002");
+    let mut many = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
+    let extra: String = (0..3_000).map(|i| format!("&{i:x}=")).collect();
+    many.query = Some(format!("{}{extra}", many.query.unwrap()));
+    gateway.client().send(&many).await.assert_code("000002");
+    assert_eq!(upstream.count(), 0);
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"koogate_rejections_total{reason="repeated_parameter"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"koogate_rejections_total{reason="query_too_large"}"#
+        ),
+        1.0
+    );
 }
 
 /// A V1 product filling its replay cache does not stop V2 calls: each generation has its own limit.

@@ -258,35 +258,6 @@ async fn a_replayed_v1_call_is_refused_and_stale_ones_too() {
 }
 
 #[tokio::test]
-async fn a_v1_parameter_given_twice_or_too_many_parameters_get_000002() {
-    let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
-    let mut twice = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
-    twice.query = Some(format!("{}&instanceId=j", twice.query.unwrap()));
-    gateway.client().send(&twice).await.assert_code("000002");
-    let mut many = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
-    let extra: String = (0..3_000).map(|i| format!("&{i:x}=")).collect();
-    many.query = Some(format!("{}{extra}", many.query.unwrap()));
-    gateway.client().send(&many).await.assert_code("000002");
-    assert_eq!(upstream.count(), 0);
-    let metrics = gateway.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"koogate_rejections_total{reason="repeated_parameter"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"koogate_rejections_total{reason="query_too_large"}"#
-        ),
-        1.0
-    );
-}
-
-#[tokio::test]
 async fn v1_can_be_disabled() {
     let upstream = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&upstream);
