@@ -46,7 +46,7 @@ pub enum AuthError {
     QueryTooLong,
     #[error("query has more parameters than accepted")]
     TooManyParameters,
-    #[error("a query parameter is given more than once")]
+    #[error("a query parameter is repeated")]
     RepeatedParameter,
 }
 
