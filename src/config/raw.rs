@@ -60,8 +60,8 @@ pub struct RawConfig {
     pub v1: RawV1,
     #[serde(default)]
     pub store: RawStore,
-    #[serde(default)]
-    pub test_calls: RawTestCalls,
+    /// Required: where KooGallery's debugging calls and probes go is a choice every deployment makes.
+    pub test_calls: Option<RawTestCalls>,
     #[serde(default)]
     pub reload: RawReload,
     pub upstream: RawUpstream,
@@ -163,21 +163,11 @@ impl Default for RawReload {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTestCalls {
-    #[serde(default = "d_test_mode")]
-    pub mode: String,
+    /// No default: `check` and `run` refuse a config without it.
+    pub mode: Option<String>,
     pub sandbox_route: Option<String>,
     #[serde(default = "d_test_front_end_url")]
     pub front_end_url: String,
-}
-
-impl Default for RawTestCalls {
-    fn default() -> Self {
-        Self {
-            mode: d_test_mode(),
-            sandbox_route: None,
-            front_end_url: d_test_front_end_url(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,7 +210,8 @@ impl Default for RawStore {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawV1 {
-    #[serde(default = "d_true")]
+    /// Off unless configured: a V2-only product should not accept GET calls with a 24 h window.
+    #[serde(default)]
     pub enabled: bool,
     #[serde(default = "d_v1_window")]
     pub timestamp_window_ms: u64,
@@ -231,7 +222,7 @@ pub struct RawV1 {
 impl Default for RawV1 {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             timestamp_window_ms: d_v1_window(),
             post: false,
         }
@@ -276,9 +267,6 @@ pub struct RawLog {
 fn d_debounce() -> u64 {
     DEFAULT_RELOAD_DEBOUNCE_MS
 }
-fn d_test_mode() -> String {
-    "forward".to_owned()
-}
 fn d_test_front_end_url() -> String {
     DEFAULT_TEST_FRONT_END_URL.to_owned()
 }
@@ -296,9 +284,6 @@ fn d_data_dir() -> PathBuf {
 }
 fn d_retention_days() -> u64 {
     DEFAULT_RETENTION_DAYS
-}
-fn d_true() -> bool {
-    true
 }
 fn d_v1_window() -> u64 {
     DEFAULT_V1_TIMESTAMP_WINDOW_MS

@@ -171,7 +171,7 @@ fn an_activity_can_be_routed_to_its_own_upstream() {
 #[test]
 fn v1_and_field_settings_have_documented_defaults_and_are_checked() {
     let config = Config::from_toml(EXAMPLE, Path::new("."), &env_with_key).unwrap();
-    assert!(config.verify.v1_enabled && !config.verify.v1_post);
+    assert!(!config.verify.v1_enabled && !config.verify.v1_post);
     assert_eq!(
         config.verify.v1_timestamp_window,
         Duration::from_millis(DEFAULT_V1_TIMESTAMP_WINDOW_MS)
@@ -232,4 +232,36 @@ fn test_call_errors_are_reported_even_when_the_routes_fail() {
         paths.contains(&"upstream.default_route") && paths.contains(&"test_calls.mode"),
         "{paths:?}"
     );
+}
+
+#[test]
+fn a_config_without_an_explicit_test_calls_mode_is_refused_with_advice() {
+    let start = EXAMPLE.find("[test_calls]").unwrap();
+    let end = EXAMPLE[start..].find("\n[store]").unwrap() + start;
+    for text in [
+        format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]),
+        EXAMPLE.replace("mode = \"forward\"", "# no mode"),
+    ] {
+        let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+        let issue = errors
+            .0
+            .iter()
+            .find(|i| i.path == "test_calls.mode")
+            .unwrap_or_else(|| panic!("{errors}"));
+        for advice in ["sandbox", "forward", "builtin", "testFlag"] {
+            assert!(issue.message.contains(advice), "{}", issue.message);
+        }
+    }
+}
+
+#[test]
+fn v1_is_off_by_default_and_its_post_variant_needs_it() {
+    let text = EXAMPLE.replace("enabled = false", "");
+    let config = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap();
+    assert!(!config.verify.v1_enabled);
+    let text = EXAMPLE.replace("post = false", "post = true");
+    let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "v1.post");
+    let text = text.replace("enabled = false", "enabled = true");
+    assert!(Config::from_toml(&text, Path::new("."), &env_with_key).is_ok());
 }

@@ -85,10 +85,16 @@ impl Validator<'_> {
                 100_000_000,
             ),
         };
+        if raw.v1.post && !raw.v1.enabled {
+            self.issues.push(issue(
+                "v1.post",
+                "the V1 POST variant needs V1: set [v1] enabled = true as well",
+            ));
+        }
         let keys = self.keys(&raw.access_keys);
         let mut upstream = self.upstream(&raw.upstream);
         // Checked even when [upstream] has errors, so every problem is reported in one run.
-        let test_calls = self.test_calls(&raw.test_calls, upstream.as_ref());
+        let test_calls = self.test_calls(raw.test_calls.as_ref(), upstream.as_ref());
         if let Some(upstream) = upstream.as_mut() {
             upstream.test_calls = test_calls;
         }

@@ -263,9 +263,7 @@ impl Gateway {
         started: Instant,
         ctx: &mut CallContext,
     ) -> Result<KooResponse, GatewayError> {
-        let generation = self
-            .generation_of(&request)
-            .ok_or(GatewayError::MethodNotAllowed)?;
+        let generation = self.generation_of(&request)?;
         ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());

@@ -667,7 +667,7 @@ fn the_access_key_must_come_from_exactly_one_of_env_or_file() {
 #[tokio::test]
 async fn calls_signed_by_the_tool_are_accepted_and_their_answers_verify() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let body = r#"{"activity":"newInstance","businessId":"b-cli","orderId":"CLI-ORDER","orderLineId":"CLI-ORDER-1","testFlag":"1"}"#;
     let mut v2 = Call::new(body);
     v2.query = Some(keyed(KEY, &["sign", "--body", body]).ok().to_owned());

@@ -163,10 +163,13 @@ async fn wrong_methods_are_refused_with_000002() {
         call.method = method;
         refused(&gateway, &upstream, call, "000002").await;
     }
-    // GET is a V1 call: a V2 query on it lacks V1's authToken, so authentication fails.
+    // GET is a V1 call, refused while V1 is off (the default); with V1 on, a V2 query on it lacks V1's
+    // authToken, so authentication fails.
     let mut call = good();
     call.method = "GET";
-    refused(&gateway, &upstream, call, "000001").await;
+    refused(&gateway, &upstream, call.clone(), "000002").await;
+    let v1_gateway = TestGateway::start_v1(&upstream).await;
+    refused(&v1_gateway, &upstream, call, "000001").await;
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@ async fn the_python_app_serves_every_activity_behind_koogate() {
     let app = PythonApp::start();
     let placeholder = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&placeholder);
+    options.v1_toml = "enabled = true".into();
     options.upstream_url = app.url();
     let gateway = TestGateway::start_with(options).await;
     let client = gateway.client();

@@ -67,8 +67,10 @@ pub struct Options {
     pub server_toml: String,
     /// Extra keys for the `[verify]` table.
     pub verify_toml: String,
-    /// Keys for the `[v1]` table.
+    /// Keys for the `[v1]` table (V1 is off unless a test enables it: `enabled = true`).
     pub v1_toml: String,
+    /// Keys for the `[test_calls]` table; the default forwards debugging calls (`mode = "forward"`).
+    pub test_calls_toml: String,
     /// The `[store]` table; the default is the durable local store in the test's directory.
     pub store_toml: String,
     /// Reuse this directory (certificate, data) instead of a fresh one: a restart of the "same" gateway.
@@ -88,6 +90,7 @@ impl Options {
             server_toml: String::new(),
             verify_toml: String::new(),
             v1_toml: String::new(),
+            test_calls_toml: "mode = \"forward\"".into(),
             store_toml: format!(
                 "backend = \"local\"\ndata_dir = \"data\"\njournal_key_env = \"{JOURNAL_KEY_ENV}\""
             ),
@@ -116,6 +119,13 @@ pub struct TestGateway {
 impl TestGateway {
     pub async fn start(upstream: &Upstream) -> Self {
         Self::start_with(Options::new(upstream)).await
+    }
+
+    /// A gateway that also accepts V1 calls (`[v1] enabled = true`; V1 is off by default).
+    pub async fn start_v1(upstream: &Upstream) -> Self {
+        let mut options = Options::new(upstream);
+        options.v1_toml = "enabled = true".into();
+        Self::start_with(options).await
     }
 
     pub async fn start_with(options: Options) -> Self {
@@ -154,6 +164,9 @@ listen = "127.0.0.1:0"
 [v1]
 {v1}
 
+[test_calls]
+{test_calls}
+
 [store]
 {store}
 
@@ -169,6 +182,7 @@ url = "{url}"
             server = options.server_toml,
             verify = options.verify_toml,
             v1 = options.v1_toml,
+            test_calls = options.test_calls_toml,
             store = options.store_toml,
             plain = if options.plain_http {
                 "[plain_http]\nlisten = \"127.0.0.1:0\"\n"
