@@ -119,6 +119,11 @@ pub struct RawVerify {
     pub timestamp_window_ms: u64,
     #[serde(default = "d_replay_entries")]
     pub replay_cache_max_entries: u64,
+    /// Name of the access key that signs answers to unauthenticated calls; default: the first key.
+    pub unauthenticated_answer_key: Option<String>,
+    /// The same per request path (exact match), for several products behind one listener.
+    #[serde(default)]
+    pub unauthenticated_answer_key_by_path: BTreeMap<String, String>,
 }
 
 impl Default for RawVerify {
@@ -126,6 +131,8 @@ impl Default for RawVerify {
         Self {
             timestamp_window_ms: d_window(),
             replay_cache_max_entries: d_replay_entries(),
+            unauthenticated_answer_key: None,
+            unauthenticated_answer_key_by_path: BTreeMap::new(),
         }
     }
 }

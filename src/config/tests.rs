@@ -63,6 +63,8 @@ fn the_example_documents_every_key_the_parser_knows() {
         "[admin]",
         "timestamp_window_ms",
         "replay_cache_max_entries",
+        "unauthenticated_answer_key",
+        "[verify.unauthenticated_answer_key_by_path]",
         "[[access_keys]]",
         "name",
         "env",
@@ -264,4 +266,64 @@ fn v1_is_off_by_default_and_its_post_variant_needs_it() {
     assert_eq!(errors.0[0].path, "v1.post");
     let text = text.replace("enabled = false", "enabled = true");
     assert!(Config::from_toml(&text, Path::new("."), &env_with_key).is_ok());
+}
+
+#[test]
+fn the_same_access_key_listed_twice_is_refused_with_advice() {
+    let twice = EXAMPLE.replace(
+        "[v1]\n",
+        "[[access_keys]]\nname = \"gcm\"\nenv = \"SAME_KEY\"\nfield_cipher = \"aes-256-gcm\"\n\n[v1]\n",
+    );
+    let env = |name: &str| match name {
+        "SAME_KEY" => Some("example-key".to_owned()),
+        other => env_with_key(other),
+    };
+    let errors = Config::from_toml(&twice, Path::new("."), &env).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "access_keys[1]");
+    assert!(errors.0[0].message.contains("`primary`"), "{errors}");
+    let other = |name: &str| match name {
+        "SAME_KEY" => Some("another-key".to_owned()),
+        other => env_with_key(other),
+    };
+    assert_eq!(
+        Config::from_toml(&twice, Path::new("."), &other).unwrap().keys.len(),
+        2
+    );
+}
+
+#[test]
+fn unauthenticated_answers_are_signed_with_the_named_key() {
+    let text = EXAMPLE
+        .replace(
+            "[v1]\n",
+            "[[access_keys]]\nname = \"b\"\nenv = \"B_KEY\"\n\n[v1]\n",
+        )
+        .replace(
+            "# unauthenticated_answer_key = \"primary\"",
+            "unauthenticated_answer_key = \"b\"",
+        )
+        .replace(
+            "# [verify.unauthenticated_answer_key_by_path]\n# \"/product-b/koogallery\" = \"product-b\"",
+            "[verify.unauthenticated_answer_key_by_path]\n\"/a\" = \"primary\"",
+        );
+    let env = |name: &str| match name {
+        "B_KEY" => Some("b-key".to_owned()),
+        other => env_with_key(other),
+    };
+    let config = Config::from_toml(&text, Path::new("."), &env).unwrap();
+    let keys = &config.keys;
+    assert_eq!(keys.get(keys.for_unauthenticated("/koogallery")).name(), "b");
+    assert_eq!(keys.get(keys.for_unauthenticated("/a")).name(), "primary");
+
+    let wrong = text.replace("answer_key = \"b\"", "answer_key = \"nobody\"").replace("\"/a\" = \"primary\"", "\"/a\" = \"c\"");
+    let errors = Config::from_toml(&wrong, Path::new("."), &env).unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "verify.unauthenticated_answer_key",
+            "verify.unauthenticated_answer_key_by_path.\"/a\""
+        ]
+    );
 }

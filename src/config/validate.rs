@@ -91,7 +91,9 @@ impl Validator<'_> {
                 "the V1 POST variant needs V1: set [v1] enabled = true as well",
             ));
         }
-        let keys = self.keys(&raw.access_keys);
+        let keys = self
+            .keys(&raw.access_keys)
+            .map(|keys| self.unauthenticated_keys(&raw.verify, keys));
         let mut upstream = self.upstream(&raw.upstream);
         // Checked even when [upstream] has errors, so every problem is reported in one run.
         let test_calls = self.test_calls(raw.test_calls.as_ref(), upstream.as_ref());
@@ -218,9 +220,27 @@ impl Validator<'_> {
                     None
                 }
             };
-            match secret {
-                Some(s) if s.is_empty() => self.issues.push(issue(path, "the access key is empty")),
-                Some(s) => {
+            // Only the first entry holding a secret ever verifies a call: a second one's cipher and settings would
+            // be silently ignored, so the same product (key) listed twice is refused.
+            let first = secret.as_deref().and_then(|s| {
+                keys.iter().find(|k: &&AccessKey| {
+                    bool::from(subtle::ConstantTimeEq::ct_eq(k.expose(), s.as_bytes()))
+                })
+            });
+            match (secret, first) {
+                (Some(_), Some(first)) => self.issues.push(issue(
+                    path,
+                    format!(
+                        "holds the same access key as `{}`: only the first entry would ever verify a call, so \
+                         this entry's field_cipher and encrypt_app_info would never be used; list each key once \
+                         (one koogate instance per product when products share a key)",
+                        first.name()
+                    ),
+                )),
+                (Some(s), None) if s.is_empty() => {
+                    self.issues.push(issue(path, "the access key is empty"))
+                }
+                (Some(s), None) => {
                     let cipher = FieldCipher::from_name(&k.field_cipher).unwrap_or_else(|| {
                         self.issues.push(issue(
                             format!("{path}.field_cipher"),
@@ -235,10 +255,35 @@ impl Validator<'_> {
                         AccessKey::new(k.name.clone(), s).with_fields(cipher, k.encrypt_app_info),
                     );
                 }
-                None => {}
+                (None, _) => {}
             }
         }
         AccessKeys::new(keys)
+    }
+
+    /// `verify.unauthenticated_answer_key[_by_path]`: names of configured keys.
+    fn unauthenticated_keys(&mut self, raw: &RawVerify, keys: AccessKeys) -> AccessKeys {
+        let mut find = |path: String, name: &str| {
+            keys.find(name).or_else(|| {
+                self.issues
+                    .push(issue(path, format!("no access key named `{name}`")));
+                None
+            })
+        };
+        let default = raw
+            .unauthenticated_answer_key
+            .as_deref()
+            .and_then(|name| find("verify.unauthenticated_answer_key".into(), name));
+        let by_path = raw
+            .unauthenticated_answer_key_by_path
+            .iter()
+            .filter_map(|(path, name)| {
+                let key_path = format!("verify.unauthenticated_answer_key_by_path.\"{path}\"");
+                find(key_path, name).map(|k| (path.clone(), k))
+            })
+            .collect();
+        let default = default.unwrap_or_else(|| keys.for_unauthenticated(""));
+        keys.with_unauthenticated(default, by_path)
     }
 
     fn upstream(&mut self, raw: &RawUpstream) -> Option<UpstreamConfig> {

@@ -150,6 +150,7 @@ impl Gateway {
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let config = self.config.clone();
+        let path = request.uri().path().to_owned();
         match tokio::spawn(async move { self.answer(request).await }).await {
             Ok(response) => response,
             Err(_) => {
@@ -157,8 +158,8 @@ impl Gateway {
                 tracing::error!("request task failed");
                 let body =
                     KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
-                let signature =
-                    body_sign::header_value(config.keys.get(config.keys.primary()).expose(), &body);
+                let key = config.keys.get(config.keys.for_unauthenticated(&path));
+                let signature = body_sign::header_value(key.expose(), &body);
                 signed_response(body, signature, "")
             }
         }
@@ -170,6 +171,7 @@ impl Gateway {
         self.metrics.in_flight.inc();
         let _in_flight = scopeguard(&self.metrics.in_flight);
         let mut ctx = CallContext::default();
+        let path = request.uri().path().to_owned();
 
         let outcome = self.process(request, &request_id, started, &mut ctx).await;
         let (mut response, mut error) = match outcome {
@@ -212,10 +214,8 @@ impl Gateway {
         drop(ctx._flight.take());
 
         let body = response.to_bytes();
-        let key = self
-            .config
-            .keys
-            .get(ctx.key.unwrap_or(self.config.keys.primary()));
+        let keys = &self.config.keys;
+        let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
         // The configured name of the key that verified the call (never the key): shows when a rotation is done.
         let access_key = if ctx.key.is_some() {
             key.name()

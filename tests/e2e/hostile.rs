@@ -329,3 +329,24 @@ async fn connections_beyond_the_limit_wait_until_a_slot_frees() {
         .await
         .assert_code("000000");
 }
+
+#[tokio::test]
+async fn answers_to_unauthenticated_calls_are_signed_with_the_configured_key_per_path() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.keys = vec![("primary", KEY), ("product-b", OLD_KEY)];
+    options.verify_toml = "unauthenticated_answer_key = \"product-b\"\n\
+        [verify.unauthenticated_answer_key_by_path]\n\"/product-a\" = \"primary\"\n"
+        .into();
+    let gateway = TestGateway::start_with(options).await;
+    let mut forged = good();
+    forged.key = "not-a-configured-key".into();
+    let reply = gateway.client().send(&forged).await;
+    assert_eq!(reply.code(), "000001");
+    reply.assert_signed_by(OLD_KEY);
+    forged.path = "/product-a".into();
+    let reply = gateway.client().send(&forged).await;
+    reply.assert_code("000001");
+    reply.assert_signed_by(KEY);
+    assert_eq!(upstream.count(), 0);
+}
