@@ -1,6 +1,6 @@
 //! Secrets (access keys) held in types that never print and are wiped on drop.
 
-use crate::protocol::fields::{FieldCipher, FieldKey};
+use crate::protocol::fields::{FieldCipher, FieldKey, InboundFields};
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -33,6 +33,12 @@ impl AccessKey {
     pub fn with_fields(mut self, cipher: FieldCipher, encrypt_app_info: bool) -> Self {
         self.field_key = FieldKey::derive(&self.secret, cipher);
         self.encrypt_app_info = encrypt_app_info;
+        self
+    }
+
+    /// Sets how the product's buyer fields arrive (after [`AccessKey::with_fields`], which resets it).
+    pub fn with_buyer_fields(mut self, inbound: InboundFields) -> Self {
+        self.field_key = self.field_key.with_inbound(inbound);
         self
     }
 

@@ -44,6 +44,8 @@ pub const DEFAULT_JOURNAL_KEY_ENV: &str = "KOOGATE_JOURNAL_KEY";
 pub const DEFAULT_V1_TIMESTAMP_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// KooGallery's default "sensitive information encryption algorithm" (encryptType 1).
 pub const DEFAULT_FIELD_CIPHER: &str = "aes-256-cbc";
+/// KooGallery documents the buyer's phone and email as always encrypted; anything else is a product's choice.
+pub const DEFAULT_BUYER_FIELDS: &str = "encrypted";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +149,9 @@ pub struct RawAccessKey {
     pub field_cipher: String,
     #[serde(default)]
     pub encrypt_app_info: bool,
+    /// `encrypted`, `plain` or `auto`: how the buyer's mobilePhone/email arrive.
+    #[serde(default = "d_buyer_fields")]
+    pub buyer_fields: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +299,9 @@ fn d_retention_days() -> u64 {
 }
 fn d_v1_window() -> u64 {
     DEFAULT_V1_TIMESTAMP_WINDOW_MS
+}
+fn d_buyer_fields() -> String {
+    DEFAULT_BUYER_FIELDS.to_owned()
 }
 fn d_field_cipher() -> String {
     DEFAULT_FIELD_CIPHER.to_owned()

@@ -1,7 +1,7 @@
 //! Validation of the raw TOML structs into a [`Config`], collecting every problem with its key path.
 
 use super::*;
-use crate::protocol::fields::FieldCipher;
+use crate::protocol::fields::{FieldCipher, InboundFields};
 use crate::secret::AccessKey;
 
 pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
@@ -251,8 +251,20 @@ impl Validator<'_> {
                         ));
                         FieldCipher::Aes256Cbc
                     });
+                    let inbound = InboundFields::from_name(&k.buyer_fields).unwrap_or_else(|| {
+                        self.issues.push(issue(
+                            format!("{path}.buyer_fields"),
+                            format!(
+                                "`{}` is not encrypted, plain or auto",
+                                k.buyer_fields
+                            ),
+                        ));
+                        InboundFields::Encrypted
+                    });
                     keys.push(
-                        AccessKey::new(k.name.clone(), s).with_fields(cipher, k.encrypt_app_info),
+                        AccessKey::new(k.name.clone(), s)
+                            .with_fields(cipher, k.encrypt_app_info)
+                            .with_buyer_fields(inbound),
                     );
                 }
                 (None, _) => {}
