@@ -43,7 +43,15 @@ impl GatewayError {
             GatewayError::MethodNotAllowed | GatewayError::V1Disabled => {
                 ResultCode::InvalidParameters
             }
-            GatewayError::Auth(_) => ResultCode::AuthenticationFailed,
+            GatewayError::Auth(AuthError::DuplicateJsonKey(_)) => ResultCode::InvalidParameters,
+            GatewayError::Auth(
+                AuthError::MissingParameter(_)
+                | AuthError::MalformedParameter(_)
+                | AuthError::Query(_)
+                | AuthError::StaleTimestamp
+                | AuthError::FutureTimestamp
+                | AuthError::SignatureMismatch,
+            ) => ResultCode::AuthenticationFailed,
             GatewayError::Body(BodyError::TooLarge | BodyError::Timeout | BodyError::Read) => {
                 ResultCode::InvalidParameters
             }
@@ -70,6 +78,7 @@ impl GatewayError {
                 AuthError::StaleTimestamp => "stale_timestamp",
                 AuthError::FutureTimestamp => "future_timestamp",
                 AuthError::SignatureMismatch => "bad_signature",
+                AuthError::DuplicateJsonKey(_) => "duplicate_json_key",
             },
             GatewayError::Body(e) => match e {
                 BodyError::TooLarge => "body_too_large",
