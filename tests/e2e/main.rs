@@ -9,6 +9,7 @@ mod crash;
 mod happy;
 mod hostile;
 mod idempotency;
+mod interop;
 mod lifecycle;
 mod operations;
 mod python_app;
