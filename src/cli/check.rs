@@ -305,6 +305,19 @@ fn print_summary(config: &Config) {
         let route = config.upstream.route_for(activity);
         println!("  {:<22} → {} → {}", activity.name(), route.name, route.url);
     }
+    for route in &config.upstream.routes {
+        if let Some((cert, _)) = &route.client_identity {
+            println!("  route {} presents client certificate {}", route.name, cert.display());
+        }
+    }
+    println!(
+        "upstream requests: {}",
+        if config.upstream.signature_key.is_some() {
+            "signed (X-Koogate-Timestamp, X-Koogate-Signature)"
+        } else {
+            "not signed (set upstream.signature_key_env or signature_key_file so the app can check koogate)"
+        }
+    );
     let verify = &config.verify;
     match (verify.v1_enabled, verify.v1_post) {
         (false, _) => println!(

@@ -255,6 +255,9 @@ pub struct RawUpstream {
     pub connect_timeout_ms: u64,
     #[serde(default = "d_max_answer")]
     pub max_answer_bytes: u64,
+    /// The secret koogate signs every upstream request with (at most one of the two); default: unsigned.
+    pub signature_key_env: Option<String>,
+    pub signature_key_file: Option<PathBuf>,
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoute>,
 }
@@ -267,6 +270,9 @@ pub struct RawRoute {
     #[serde(default)]
     pub activities: Vec<String>,
     pub ca_file: Option<PathBuf>,
+    /// https:// only: a client certificate chain and key (PEM) presented to the upstream (mTLS).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -83,6 +83,10 @@ fn the_example_documents_every_key_the_parser_knows() {
         "timeout_ms",
         "activities",
         "ca_file",
+        "signature_key_env",
+        "signature_key_file",
+        "client_cert_file",
+        "client_key_file",
         "format",
         "level",
     ];
@@ -329,4 +333,39 @@ fn unauthenticated_answers_are_signed_with_the_named_key() {
             "verify.unauthenticated_answer_key_by_path.\"/a\""
         ]
     );
+}
+
+#[test]
+fn upstream_signing_and_client_certificates_are_checked() {
+    let text = EXAMPLE.replace(
+        "# signature_key_env = \"KOOGATE_UPSTREAM_SECRET\"",
+        "signature_key_env = \"UPSTREAM_SECRET\"",
+    );
+    let env = |secret: &'static str| {
+        move |name: &str| match name {
+            "UPSTREAM_SECRET" => Some(secret.to_owned()),
+            other => env_with_key(other),
+        }
+    };
+    let config = Config::from_toml(&text, Path::new("."), &env("0123456789abcdef0123")).unwrap();
+    assert!(config.upstream.signature_key.is_some());
+    let errors = Config::from_toml(&text, Path::new("."), &env("short")).unwrap_err();
+    assert_eq!(errors.0[0].path, "upstream.signature_key_env");
+    assert!(Config::from_toml(EXAMPLE, Path::new("."), &env_with_key)
+        .unwrap()
+        .upstream
+        .signature_key
+        .is_none());
+
+    // The example's route is http://: a client certificate there is a mistake; half a pair too.
+    let mtls = EXAMPLE
+        .replace("# client_cert_file = ", "client_cert_file = ")
+        .replace("# client_key_file = ", "client_key_file = ");
+    let errors = Config::from_toml(&mtls, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "upstream.routes.app.client_cert_file");
+    let half = EXAMPLE
+        .replace("url = \"http://127.0.0.1:3000/koogallery\"", "url = \"https://app.internal:3443/k\"")
+        .replace("# client_cert_file = ", "client_cert_file = ");
+    let errors = Config::from_toml(&half, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "upstream.routes.app");
 }

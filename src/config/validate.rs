@@ -1,8 +1,6 @@
 //! Validation of the raw TOML structs into a [`Config`], collecting every problem with its key path.
 
 use super::*;
-use crate::protocol::fields::{FieldCipher, InboundFields};
-use crate::secret::AccessKey;
 
 pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
     ConfigIssue {
@@ -121,6 +119,15 @@ impl Validator<'_> {
                     .as_ref()
                     .map(|f| self.base_dir.join(f)),
             )
+            .chain(
+                raw.upstream
+                    .signature_key_file
+                    .iter()
+                    .chain(raw.upstream.routes.values().flat_map(|r| {
+                        r.client_cert_file.iter().chain(r.client_key_file.iter())
+                    }))
+                    .map(|f| self.base_dir.join(f)),
+            )
             .collect(),
         };
 
@@ -171,131 +178,6 @@ impl Validator<'_> {
                 .push(issue(path, format!("{value} is outside {min}..={max}")));
         }
         usize::try_from(value).unwrap_or(usize::MAX)
-    }
-
-    fn keys(&mut self, raw: &[RawAccessKey]) -> Option<AccessKeys> {
-        if raw.is_empty() {
-            self.issues.push(issue(
-                "access_keys",
-                "at least one access key is required ([[access_keys]] with env or file)",
-            ));
-        }
-        let mut keys = Vec::new();
-        for (i, k) in raw.iter().enumerate() {
-            let path = format!("access_keys[{i}]");
-            if k.name.trim().is_empty() {
-                self.issues
-                    .push(issue(format!("{path}.name"), "must not be empty"));
-            }
-            if raw[..i].iter().any(|other| other.name == k.name) {
-                self.issues.push(issue(
-                    format!("{path}.name"),
-                    format!("duplicate key name `{}`", k.name),
-                ));
-            }
-            let secret = match (&k.env, &k.file) {
-                (Some(var), None) => self.env.var(var).or_else(|| {
-                    self.issues.push(issue(
-                        format!("{path}.env"),
-                        format!("environment variable `{var}` is not set"),
-                    ));
-                    None
-                }),
-                (None, Some(file)) => {
-                    let file = self.base_dir.join(file);
-                    std::fs::read_to_string(&file)
-                        .map_err(|e| {
-                            self.issues.push(issue(
-                                format!("{path}.file"),
-                                format!("cannot read {}: {e}", file.display()),
-                            ));
-                        })
-                        .ok()
-                        // Secret files usually end with a newline that is not part of the key.
-                        .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                }
-                _ => {
-                    self.issues
-                        .push(issue(path.clone(), "set exactly one of `env` or `file`"));
-                    None
-                }
-            };
-            // Only the first entry holding a secret ever verifies a call: a second one's cipher and settings would
-            // be silently ignored, so the same product (key) listed twice is refused.
-            let first = secret.as_deref().and_then(|s| {
-                keys.iter().find(|k: &&AccessKey| {
-                    bool::from(subtle::ConstantTimeEq::ct_eq(k.expose(), s.as_bytes()))
-                })
-            });
-            match (secret, first) {
-                (Some(_), Some(first)) => self.issues.push(issue(
-                    path,
-                    format!(
-                        "holds the same access key as `{}`: only the first entry would ever verify a call, so \
-                         this entry's field_cipher and encrypt_app_info would never be used; list each key once \
-                         (one koogate instance per product when products share a key)",
-                        first.name()
-                    ),
-                )),
-                (Some(s), None) if s.is_empty() => {
-                    self.issues.push(issue(path, "the access key is empty"))
-                }
-                (Some(s), None) => {
-                    let cipher = FieldCipher::from_name(&k.field_cipher).unwrap_or_else(|| {
-                        self.issues.push(issue(
-                            format!("{path}.field_cipher"),
-                            format!(
-                                "`{}` is not aes-256-cbc, aes-128-cbc or aes-256-gcm",
-                                k.field_cipher
-                            ),
-                        ));
-                        FieldCipher::Aes256Cbc
-                    });
-                    let inbound = InboundFields::from_name(&k.buyer_fields).unwrap_or_else(|| {
-                        self.issues.push(issue(
-                            format!("{path}.buyer_fields"),
-                            format!(
-                                "`{}` is not encrypted, plain or auto",
-                                k.buyer_fields
-                            ),
-                        ));
-                        InboundFields::Encrypted
-                    });
-                    keys.push(
-                        AccessKey::new(k.name.clone(), s)
-                            .with_fields(cipher, k.encrypt_app_info)
-                            .with_buyer_fields(inbound),
-                    );
-                }
-                (None, _) => {}
-            }
-        }
-        AccessKeys::new(keys)
-    }
-
-    /// `verify.unauthenticated_answer_key[_by_path]`: names of configured keys.
-    fn unauthenticated_keys(&mut self, raw: &RawVerify, keys: AccessKeys) -> AccessKeys {
-        let mut find = |path: String, name: &str| {
-            keys.find(name).or_else(|| {
-                self.issues
-                    .push(issue(path, format!("no access key named `{name}`")));
-                None
-            })
-        };
-        let default = raw
-            .unauthenticated_answer_key
-            .as_deref()
-            .and_then(|name| find("verify.unauthenticated_answer_key".into(), name));
-        let by_path = raw
-            .unauthenticated_answer_key_by_path
-            .iter()
-            .filter_map(|(path, name)| {
-                let key_path = format!("verify.unauthenticated_answer_key_by_path.\"{path}\"");
-                find(key_path, name).map(|k| (path.clone(), k))
-            })
-            .collect();
-        let default = default.unwrap_or_else(|| keys.for_unauthenticated(""));
-        keys.with_unauthenticated(default, by_path)
     }
 
     fn upstream(&mut self, raw: &RawUpstream) -> Option<UpstreamConfig> {
@@ -367,12 +249,30 @@ impl Validator<'_> {
                 }
             }
             let ca_file = route.ca_file.as_ref().map(|f| self.base_dir.join(f));
+            let client_identity = match (&route.client_cert_file, &route.client_key_file) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some((self.base_dir.join(cert), self.base_dir.join(key))),
+                _ => {
+                    self.issues.push(issue(
+                        path.clone(),
+                        "set both `client_cert_file` and `client_key_file`, or neither",
+                    ));
+                    None
+                }
+            };
             if let Some(url) = url {
+                if client_identity.is_some() && url.scheme_str() != Some("https") {
+                    self.issues.push(issue(
+                        format!("{path}.client_cert_file"),
+                        "a client certificate is only presented to an https:// upstream",
+                    ));
+                }
                 routes.push(RouteConfig {
                     name: name.clone(),
                     url,
                     timeout,
                     ca_file,
+                    client_identity,
                 });
             }
         }
@@ -387,6 +287,7 @@ impl Validator<'_> {
                 format!("no route named `{}`", raw.default_route),
             ));
         }
+        let signature_key = self.upstream_signature_key(raw);
         let default = default?;
         let route_of = assigned.map(|slot| slot.unwrap_or(default));
         Some(UpstreamConfig {
@@ -398,6 +299,7 @@ impl Validator<'_> {
             routes,
             route_of,
             test_calls: TestCalls::Forward,
+            signature_key,
         })
     }
 

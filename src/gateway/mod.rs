@@ -313,7 +313,10 @@ impl Gateway {
             TestCalls::Builtin { front_end_url } if call.test_flag => {
                 test_responder::answer(&call, front_end_url).into()
             }
-            _ => self.upstreams.forward(&call, deadline).await?,
+            _ => {
+                let now_ms = self.clock.now_ms();
+                self.upstreams.forward(&call, deadline, now_ms).await?
+            }
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;

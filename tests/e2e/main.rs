@@ -17,5 +17,6 @@ mod redis;
 mod robustness;
 mod simulate;
 mod tls;
+mod upstream_auth;
 mod upstream_failures;
 mod v1;

@@ -80,6 +80,12 @@ pub struct Options {
     pub key_toml: String,
     pub deadline_ms: u64,
     pub plain_http: bool,
+    /// Extra keys for the `[upstream]` table (`signature_key_env`, ...).
+    pub upstream_toml: String,
+    /// Extra TOML for the `[upstream.routes.app]` table (`ca_file`, `client_cert_file`, ...).
+    pub route_toml: String,
+    /// Extra environment variables the config may name.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Options {
@@ -99,6 +105,9 @@ impl Options {
             key_toml: String::new(),
             deadline_ms: 1_500,
             plain_http: false,
+            upstream_toml: String::new(),
+            route_toml: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -174,9 +183,11 @@ listen = "127.0.0.1:0"
 [upstream]
 deadline_ms = {deadline}
 default_route = "app"
+{upstream_extra}
 
 [upstream.routes.app]
 url = "{url}"
+{route_extra}
 {extra}
 "#,
             server = options.server_toml,
@@ -192,11 +203,17 @@ url = "{url}"
             deadline = options.deadline_ms,
             url = options.upstream_url,
             extra = options.extra_toml,
+            upstream_extra = options.upstream_toml,
+            route_extra = options.route_toml,
         );
         let secrets = options.keys.clone();
+        let extra_env = options.env.clone();
         let env = move |name: &str| {
             if name == JOURNAL_KEY_ENV {
                 return Some(JOURNAL_KEY.to_owned());
+            }
+            if let Some((_, value)) = extra_env.iter().find(|(n, _)| *n == name) {
+                return Some(value.clone());
             }
             secrets
                 .iter()
