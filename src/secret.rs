@@ -99,7 +99,11 @@ impl AccessKeys {
     }
 
     /// Which keys sign answers to calls that no key verified: `default` for every path not in `by_path`.
-    pub fn with_unauthenticated(mut self, default: KeyIndex, by_path: Vec<(String, KeyIndex)>) -> Self {
+    pub fn with_unauthenticated(
+        mut self,
+        default: KeyIndex,
+        by_path: Vec<(String, KeyIndex)>,
+    ) -> Self {
         self.unauthenticated = default;
         self.unauthenticated_by_path = by_path;
         self
@@ -149,7 +153,8 @@ mod tests {
 
     #[test]
     fn unauthenticated_answers_use_the_configured_key_per_path() {
-        let keys = AccessKeys::new(vec![AccessKey::new("a", "1"), AccessKey::new("b", "2")]).unwrap();
+        let keys =
+            AccessKeys::new(vec![AccessKey::new("a", "1"), AccessKey::new("b", "2")]).unwrap();
         assert_eq!(keys.get(keys.for_unauthenticated("/x")).name(), "a");
         let b = keys.find("b").unwrap();
         let a = keys.find("a").unwrap();

@@ -307,7 +307,11 @@ fn print_summary(config: &Config) {
     }
     for route in &config.upstream.routes {
         if let Some((cert, _)) = &route.client_identity {
-            println!("  route {} presents client certificate {}", route.name, cert.display());
+            println!(
+                "  route {} presents client certificate {}",
+                route.name,
+                cert.display()
+            );
         }
     }
     println!(

@@ -294,7 +294,10 @@ fn the_same_access_key_listed_twice_is_refused_with_advice() {
         other => env_with_key(other),
     };
     assert_eq!(
-        Config::from_toml(&twice, Path::new("."), &other).unwrap().keys.len(),
+        Config::from_toml(&twice, Path::new("."), &other)
+            .unwrap()
+            .keys
+            .len(),
         2
     );
 }
@@ -320,10 +323,15 @@ fn unauthenticated_answers_are_signed_with_the_named_key() {
     };
     let config = Config::from_toml(&text, Path::new("."), &env).unwrap();
     let keys = &config.keys;
-    assert_eq!(keys.get(keys.for_unauthenticated("/koogallery")).name(), "b");
+    assert_eq!(
+        keys.get(keys.for_unauthenticated("/koogallery")).name(),
+        "b"
+    );
     assert_eq!(keys.get(keys.for_unauthenticated("/a")).name(), "primary");
 
-    let wrong = text.replace("answer_key = \"b\"", "answer_key = \"nobody\"").replace("\"/a\" = \"primary\"", "\"/a\" = \"c\"");
+    let wrong = text
+        .replace("answer_key = \"b\"", "answer_key = \"nobody\"")
+        .replace("\"/a\" = \"primary\"", "\"/a\" = \"c\"");
     let errors = Config::from_toml(&wrong, Path::new("."), &env).unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(
@@ -364,7 +372,10 @@ fn upstream_signing_and_client_certificates_are_checked() {
     let errors = Config::from_toml(&mtls, Path::new("."), &env_with_key).unwrap_err();
     assert_eq!(errors.0[0].path, "upstream.routes.app.client_cert_file");
     let half = EXAMPLE
-        .replace("url = \"http://127.0.0.1:3000/koogallery\"", "url = \"https://app.internal:3443/k\"")
+        .replace(
+            "url = \"http://127.0.0.1:3000/koogallery\"",
+            "url = \"https://app.internal:3443/k\"",
+        )
         .replace("# client_cert_file = ", "client_cert_file = ");
     let errors = Config::from_toml(&half, Path::new("."), &env_with_key).unwrap_err();
     assert_eq!(errors.0[0].path, "upstream.routes.app");

@@ -100,36 +100,37 @@ impl Validator<'_> {
         }
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
-        let reload = ReloadConfig {
-            watch_files: raw.reload.watch_files,
-            debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
-            files: [
-                server.cert_chain_file.clone(),
-                server.private_key_file.clone(),
-            ]
-            .into_iter()
-            .chain(
-                raw.access_keys
-                    .iter()
-                    .filter_map(|k| k.file.as_ref().map(|f| self.base_dir.join(f))),
-            )
-            .chain(
-                raw.store
-                    .journal_key_file
-                    .as_ref()
-                    .map(|f| self.base_dir.join(f)),
-            )
-            .chain(
-                raw.upstream
-                    .signature_key_file
-                    .iter()
-                    .chain(raw.upstream.routes.values().flat_map(|r| {
-                        r.client_cert_file.iter().chain(r.client_key_file.iter())
-                    }))
-                    .map(|f| self.base_dir.join(f)),
-            )
-            .collect(),
-        };
+        let reload =
+            ReloadConfig {
+                watch_files: raw.reload.watch_files,
+                debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
+                files: [
+                    server.cert_chain_file.clone(),
+                    server.private_key_file.clone(),
+                ]
+                .into_iter()
+                .chain(
+                    raw.access_keys
+                        .iter()
+                        .filter_map(|k| k.file.as_ref().map(|f| self.base_dir.join(f))),
+                )
+                .chain(
+                    raw.store
+                        .journal_key_file
+                        .as_ref()
+                        .map(|f| self.base_dir.join(f)),
+                )
+                .chain(
+                    raw.upstream
+                        .signature_key_file
+                        .iter()
+                        .chain(raw.upstream.routes.values().flat_map(|r| {
+                            r.client_cert_file.iter().chain(r.client_key_file.iter())
+                        }))
+                        .map(|f| self.base_dir.join(f)),
+                )
+                .collect(),
+            };
 
         match (self.issues.is_empty(), keys, upstream) {
             (true, Some(keys), Some(upstream)) => Ok(Config {
@@ -251,7 +252,9 @@ impl Validator<'_> {
             let ca_file = route.ca_file.as_ref().map(|f| self.base_dir.join(f));
             let client_identity = match (&route.client_cert_file, &route.client_key_file) {
                 (None, None) => None,
-                (Some(cert), Some(key)) => Some((self.base_dir.join(cert), self.base_dir.join(key))),
+                (Some(cert), Some(key)) => {
+                    Some((self.base_dir.join(cert), self.base_dir.join(key)))
+                }
                 _ => {
                     self.issues.push(issue(
                         path.clone(),

@@ -139,9 +139,12 @@ impl Validator<'_> {
         use crate::proxy::upstream_auth::{UpstreamSigningKey, MIN_SECRET_BYTES};
         let (path, secret) = match (&raw.signature_key_env, &raw.signature_key_file) {
             (None, None) => return None,
-            (Some(var), None) => ("upstream.signature_key_env", self.env.var(var).ok_or_else(|| {
-                format!("environment variable `{var}` is not set")
-            })),
+            (Some(var), None) => (
+                "upstream.signature_key_env",
+                self.env
+                    .var(var)
+                    .ok_or_else(|| format!("environment variable `{var}` is not set")),
+            ),
             (None, Some(file)) => {
                 let file = self.base_dir.join(file);
                 let text = std::fs::read_to_string(&file)

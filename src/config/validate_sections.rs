@@ -16,7 +16,8 @@ impl Validator<'_> {
         upstream: Option<&UpstreamConfig>,
     ) -> TestCalls {
         let Some((raw, mode)) = raw.and_then(|r| r.mode.as_deref().map(|m| (r, m))) else {
-            self.issues.push(issue("test_calls.mode", TEST_CALLS_ADVICE));
+            self.issues
+                .push(issue("test_calls.mode", TEST_CALLS_ADVICE));
             return TestCalls::Forward;
         };
         match (mode, &raw.sandbox_route) {

@@ -269,7 +269,10 @@ impl Gateway {
         ctx.key = Some(verified.key());
         if generation == Generation::V2 {
             let form = verified.signed_form().name();
-            self.metrics.v2_signature_forms.with_label_values(&[form]).inc();
+            self.metrics
+                .v2_signature_forms
+                .with_label_values(&[form])
+                .inc();
         }
         let now_ms = self.clock.now_ms();
         self.store.check_replay(&verified, now_ms).await??;

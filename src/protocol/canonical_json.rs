@@ -146,7 +146,12 @@ fn write_number(out: &mut String, text: &str) -> Option<()> {
 /// except for some subnormals), as `ddd.ddd` for 10⁻³ ≤ |v| < 10⁷, else `d.dddE±n`; always a digit after the point.
 fn java_double(value: f64) -> String {
     if value == 0.0 {
-        return if value.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
+        return if value.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        }
+        .to_owned();
     }
     let sign = if value < 0.0 { "-" } else { "" };
     let abs = value.abs();

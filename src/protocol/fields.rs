@@ -186,10 +186,12 @@ impl FieldKey {
     pub fn is_well_formed(&self, field: &str) -> bool {
         let decoded_len = |text: &str| STANDARD.decode(text).ok().map(|d| d.len());
         match self.cipher {
-            FieldCipher::Aes256Cbc | FieldCipher::Aes128Cbc => split_iv(field).is_ok_and(|(iv, body)| {
-                iv.iter().all(u8::is_ascii_alphanumeric)
-                    && decoded_len(body).is_some_and(|n| n > 0 && n % 16 == 0)
-            }),
+            FieldCipher::Aes256Cbc | FieldCipher::Aes128Cbc => {
+                split_iv(field).is_ok_and(|(iv, body)| {
+                    iv.iter().all(u8::is_ascii_alphanumeric)
+                        && decoded_len(body).is_some_and(|n| n > 0 && n % 16 == 0)
+                })
+            }
             FieldCipher::Aes256Gcm => {
                 decoded_len(field).is_some_and(|n| n >= GCM_NONCE_LEN + GCM_TAG_LEN)
             }

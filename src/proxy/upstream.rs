@@ -1,5 +1,6 @@
 //! The upstream client: one pooled keep-alive client per route, POSTing normalised JSON within the deadline.
 
+use super::upstream_auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::{RouteConfig, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::protocol::request::UpstreamRequest;
@@ -9,7 +10,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use super::upstream_auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 use tokio::time::Instant;

@@ -30,7 +30,11 @@ async fn a_body_signed_over_its_canonical_form_is_accepted_and_counted() {
         .assert_code("000000");
     assert_eq!(upstream.count(), 1);
     assert_eq!(upstream.last().json()["orderId"], "CS-INTEROP-1");
-    gateway.client().send(&Call::new(SENT)).await.assert_code("000000");
+    gateway
+        .client()
+        .send(&Call::new(SENT))
+        .await
+        .assert_code("000000");
     let metrics = gateway.metrics().await;
     for form in ["raw", "canonical"] {
         let series = format!("koogate_v2_signature_forms_total{{form=\"{form}\"}}");
@@ -54,7 +58,10 @@ async fn a_body_repeating_a_key_is_refused_signed_before_any_check() {
     assert_eq!(upstream.count(), 0);
     let metrics = gateway.metrics().await;
     assert_eq!(
-        metric(&metrics, "koogate_rejections_total{reason=\"duplicate_json_key\"}"),
+        metric(
+            &metrics,
+            "koogate_rejections_total{reason=\"duplicate_json_key\"}"
+        ),
         1.0
     );
 }
@@ -69,11 +76,18 @@ async fn a_v1_name_sent_with_plus_for_space_verifies_and_reaches_the_app_with_th
         ("orderId", "CS-V1-PLUS"),
         ("customerName", "John Smith"),
     ]);
-    let query = call.query.take().unwrap().replace("John%20Smith", "John+Smith");
+    let query = call
+        .query
+        .take()
+        .unwrap()
+        .replace("John%20Smith", "John+Smith");
     assert!(query.contains("customerName=John+Smith"), "{query}");
     call.query = Some(query);
     gateway.client().send(&call).await.assert_code("000000");
-    assert_eq!(upstream.last().json()["buyer"]["customerName"], "John Smith");
+    assert_eq!(
+        upstream.last().json()["buyer"]["customerName"],
+        "John Smith"
+    );
 }
 
 #[tokio::test]
@@ -83,13 +97,20 @@ async fn masked_buyer_fields_of_the_eu_variant_pass_only_with_buyer_fields_auto(
         "orderInfo":[{"businessId":"b-eu","orderId":"CS-EU-MASKED","orderLineId":"CS-EU-MASKED-1"}]});
     let upstream = Upstream::start(Behaviour::App).await;
     let strict = TestGateway::start(&upstream).await;
-    strict.client().send(&Call::json(&body)).await.assert_code("000002");
+    strict
+        .client()
+        .send(&Call::json(&body))
+        .await
+        .assert_code("000002");
     assert_eq!(upstream.count(), 0);
 
     let mut options = Options::new(&upstream);
     options.key_toml = "buyer_fields = \"auto\"".into();
     let auto = TestGateway::start_with(options).await;
-    auto.client().send(&Call::json(&body)).await.assert_code("000000");
+    auto.client()
+        .send(&Call::json(&body))
+        .await
+        .assert_code("000000");
     let buyer = upstream.last().json()["buyer"].clone();
     assert_eq!(
         buyer,

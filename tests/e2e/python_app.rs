@@ -189,17 +189,26 @@ async fn the_python_app_accepts_only_calls_signed_by_koogate_when_it_has_the_sec
     let app = PythonApp::start_with_env(&[("KOOGATE_UPSTREAM_SECRET", SECRET)]);
     let placeholder = Upstream::start(Behaviour::App).await;
     let call = |order: &str| {
-        Call::json(&json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":"l"}))
+        Call::json(
+            &json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":"l"}),
+        )
     };
 
     // koogate without the secret: the app refuses (HTTP 401), KooGallery gets 000005.
     let mut options = Options::new(&placeholder);
     options.upstream_url = app.url();
     let unsigned = TestGateway::start_with(options).await;
-    unsigned.client().send(&call("PY-SIGNED-0")).await.assert_code("000005");
+    unsigned
+        .client()
+        .send(&call("PY-SIGNED-0"))
+        .await
+        .assert_code("000005");
     let metrics = unsigned.metrics().await;
     assert_eq!(
-        metric(&metrics, "koogate_rejections_total{reason=\"upstream_status\"}"),
+        metric(
+            &metrics,
+            "koogate_rejections_total{reason=\"upstream_status\"}"
+        ),
         1.0
     );
 
@@ -216,17 +225,26 @@ async fn the_python_app_accepts_only_calls_signed_by_koogate_when_it_has_the_sec
     // A request that did not come through koogate (no signature, or a wrong one) is refused before processing.
     let body = br#"{"contractVersion":1,"activity":"newInstance","orderId":"PY-FORGED"}"#;
     for (timestamp, signature) in [("", ""), ("1700000000000", "00")] {
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .unwrap();
         let request = format!(
             "POST /koogallery HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
              x-koogate-timestamp: {timestamp}\r\nx-koogate-signature: {signature}\r\n\
              content-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
-        tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes()).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut tcp, body).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes())
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, body)
+            .await
+            .unwrap();
         let raw = client::read_to_close(&mut tcp, std::time::Duration::from_secs(5)).await;
-        assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 401"), "{raw:?}");
+        assert!(
+            String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 401"),
+            "{raw:?}"
+        );
     }
     assert_eq!(app.last_call().await["orderId"], "PY-SIGNED-1");
 }

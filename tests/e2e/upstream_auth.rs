@@ -8,7 +8,9 @@ use serde_json::json;
 const SECRET: &str = "upstream-shared-secret-0001";
 
 fn new_instance(order: &str) -> Call {
-    Call::json(&json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":"l"}))
+    Call::json(
+        &json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":"l"}),
+    )
 }
 
 #[tokio::test]
@@ -18,7 +20,11 @@ async fn every_upstream_request_carries_a_signature_over_the_exact_body() {
     options.upstream_toml = "signature_key_env = \"TEST_UPSTREAM_SECRET\"".into();
     options.env = vec![("TEST_UPSTREAM_SECRET", SECRET.to_owned())];
     let gateway = TestGateway::start_with(options).await;
-    gateway.client().send(&new_instance("signed-1")).await.assert_code("000000");
+    gateway
+        .client()
+        .send(&new_instance("signed-1"))
+        .await
+        .assert_code("000000");
 
     let seen = upstream.last();
     let header = |name: &str| seen.headers.get(name).unwrap().to_str().unwrap().to_owned();
@@ -39,7 +45,11 @@ async fn every_upstream_request_carries_a_signature_over_the_exact_body() {
 
     // Without the setting, requests are not signed.
     let plain = TestGateway::start(&upstream).await;
-    plain.client().send(&new_instance("unsigned-1")).await.assert_code("000000");
+    plain
+        .client()
+        .send(&new_instance("unsigned-1"))
+        .await
+        .assert_code("000000");
     assert!(upstream.last().headers.get("x-koogate-signature").is_none());
 }
 
@@ -60,7 +70,11 @@ async fn an_upstream_requiring_client_certificates_is_reached_only_with_one() {
     let mut options = Options::new(&upstream);
     options.route_toml = ca.clone();
     let without = TestGateway::start_with(options).await;
-    without.client().send(&new_instance("mtls-0")).await.assert_code("000005");
+    without
+        .client()
+        .send(&new_instance("mtls-0"))
+        .await
+        .assert_code("000005");
     assert_eq!(upstream.count(), 0);
 
     let mut options = Options::new(&upstream);

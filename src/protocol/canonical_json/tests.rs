@@ -43,7 +43,10 @@ fn canonical_form_vectors() {
     assert_eq!(java_double(-0.0), "-0.0");
     assert_eq!(java_double(1.0), "1.0");
     assert_eq!(java_double(1234567.0), "1234567.0");
-    assert!(canonicalise(b"{\"a\":1e400}").is_none(), "no double: no canonical form");
+    assert!(
+        canonicalise(b"{\"a\":1e400}").is_none(),
+        "no double: no canonical form"
+    );
     assert!(canonicalise(b"not json").is_none());
 }
 
@@ -55,9 +58,18 @@ fn repeated_keys_are_found_at_any_depth() {
         r#"{"orderInfo":[{"orderId":"x"},{"orderId":"y","orderId":"z"}]}"#,
         r#"{"activity":"x","\u0061ctivity":"y"}"#,
     ] {
-        assert_eq!(check_unique_keys(body.as_bytes()), Err(DuplicateKey), "{body}");
+        assert_eq!(
+            check_unique_keys(body.as_bytes()),
+            Err(DuplicateKey),
+            "{body}"
+        );
     }
-    for body in [r#"{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}],"n":123456789012345678901234567890}"#, "not json", "[1,2]", ""] {
+    for body in [
+        r#"{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}],"n":123456789012345678901234567890}"#,
+        "not json",
+        "[1,2]",
+        "",
+    ] {
         assert_eq!(check_unique_keys(body.as_bytes()), Ok(()), "{body}");
     }
 }
@@ -71,9 +83,20 @@ const CANONICAL: &str = r#"{"activity":"newInstance","businessId":"b","orderId":
 
 fn verify(signed_over: &str, sent: &str) -> Result<crate::protocol::verified::Verified, AuthError> {
     let keys = AccessKeys::new(vec![AccessKey::new("k", KEY)]).unwrap();
-    let sig = hex::encode(signature(KEY.as_bytes(), "n", &TS.to_string(), signed_over.as_bytes()));
+    let sig = hex::encode(signature(
+        KEY.as_bytes(),
+        "n",
+        &TS.to_string(),
+        signed_over.as_bytes(),
+    ));
     let query = SignedQuery::parse(&format!("signature={sig}&timestamp={TS}&nonce=n")).unwrap();
-    v2::verify(&keys, query, Bytes::copy_from_slice(sent.as_bytes()), TS, Duration::from_secs(60))
+    v2::verify(
+        &keys,
+        query,
+        Bytes::copy_from_slice(sent.as_bytes()),
+        TS,
+        Duration::from_secs(60),
+    )
 }
 
 #[test]
@@ -82,27 +105,41 @@ fn a_signature_over_the_canonical_form_verifies_a_body_sent_in_another_order() {
     let verified = verify(CANONICAL, SENT).unwrap();
     assert_eq!(verified.signed_form(), SignedForm::Canonical);
     // The app gets the body as sent.
-    assert!(matches!(verified.payload(), crate::protocol::verified::Payload::V2(b) if b.as_ref() == SENT.as_bytes()));
+    assert!(
+        matches!(verified.payload(), crate::protocol::verified::Payload::V2(b) if b.as_ref() == SENT.as_bytes())
+    );
     let raw = verify(SENT, SENT).unwrap();
     assert_eq!(raw.signed_form(), SignedForm::Raw);
     // A canonical body signed as such verifies as raw.
-    assert_eq!(verify(CANONICAL, CANONICAL).unwrap().signed_form(), SignedForm::Raw);
+    assert_eq!(
+        verify(CANONICAL, CANONICAL).unwrap().signed_form(),
+        SignedForm::Raw
+    );
 }
 
 #[test]
 fn the_canonical_fallback_does_not_accept_a_changed_value() {
     let changed = SENT.replace("CS-1-1", "CS-1-2");
-    assert_eq!(verify(CANONICAL, &changed).unwrap_err(), AuthError::SignatureMismatch);
+    assert_eq!(
+        verify(CANONICAL, &changed).unwrap_err(),
+        AuthError::SignatureMismatch
+    );
     // Dropping a null member is the only change the canonical form allows: a non-null one counts.
     let extra = SENT.replace("null", "\"20250101000000\"");
-    assert_eq!(verify(CANONICAL, &extra).unwrap_err(), AuthError::SignatureMismatch);
+    assert_eq!(
+        verify(CANONICAL, &extra).unwrap_err(),
+        AuthError::SignatureMismatch
+    );
 }
 
 #[test]
 fn a_body_with_a_repeated_key_is_refused_before_either_check() {
     let body = r#"{"activity":"newInstance","orderId":"CS-1","orderId":"CS-EVIL"}"#;
     // Even correctly signed over the raw bytes.
-    assert_eq!(verify(body, body).unwrap_err(), AuthError::DuplicateJsonKey(DuplicateKey));
+    assert_eq!(
+        verify(body, body).unwrap_err(),
+        AuthError::DuplicateJsonKey(DuplicateKey)
+    );
 }
 
 proptest! {

@@ -197,9 +197,19 @@ fn a_fixed_iv_must_be_sixteen_letters_or_digits_and_cbc_only() {
 
 #[test]
 fn masked_and_plain_values_are_not_well_formed_ciphertext() {
-    for cipher in [FieldCipher::Aes256Cbc, FieldCipher::Aes128Cbc, FieldCipher::Aes256Gcm] {
+    for cipher in [
+        FieldCipher::Aes256Cbc,
+        FieldCipher::Aes128Cbc,
+        FieldCipher::Aes256Gcm,
+    ] {
         let key = FieldKey::derive(b"k", cipher);
-        for plain in ["138****1234", "13800001234", "buyer@example.com", "", "ABCDEFGHIJKLMNOP"] {
+        for plain in [
+            "138****1234",
+            "13800001234",
+            "buyer@example.com",
+            "",
+            "ABCDEFGHIJKLMNOP",
+        ] {
             assert!(!key.is_well_formed(plain), "{cipher:?} {plain}");
         }
         assert!(key.is_well_formed(&key.encrypt("13800001234")));

@@ -24,7 +24,8 @@ fn v2(body: &str, inbound: InboundFields) -> Result<UpstreamRequest, ParamError>
 
 /// The EU nested `newInstance` with these `buyerInfo` fields.
 fn nested(buyer: Value) -> String {
-    json!({"activity":"newInstance","buyerInfo":buyer,"orderInfo":[{"orderId":"CS-EU-1"}]}).to_string()
+    json!({"activity":"newInstance","buyerInfo":buyer,"orderInfo":[{"orderId":"CS-EU-1"}]})
+        .to_string()
 }
 
 fn buyer_of(r: &UpstreamRequest) -> Value {
@@ -33,9 +34,19 @@ fn buyer_of(r: &UpstreamRequest) -> Value {
 
 #[test]
 fn masked_buyer_fields_pass_as_plain_only_when_the_key_says_so() {
-    let body = nested(json!({"customerId":"c1","mobilePhone":"138****1234","email":"e***@example.com"}));
+    let body =
+        nested(json!({"customerId":"c1","mobilePhone":"138****1234","email":"e***@example.com"}));
     let err = v2(&body, InboundFields::Encrypted).unwrap_err();
-    assert!(matches!(err, ParamError::Undecryptable { field: "mobilePhone", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParamError::Undecryptable {
+                field: "mobilePhone",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     for mode in [InboundFields::Plain, InboundFields::Auto] {
         let r = v2(&body, mode).unwrap();
         assert_eq!(
@@ -61,7 +72,10 @@ fn auto_decrypts_well_formed_ciphertext_and_refuses_it_when_it_does_not_decrypt(
     let body = nested(json!({ "mobilePhone": other }));
     assert!(matches!(
         v2(&body, InboundFields::Auto).unwrap_err(),
-        ParamError::Undecryptable { field: "mobilePhone", .. }
+        ParamError::Undecryptable {
+            field: "mobilePhone",
+            ..
+        }
     ));
     // `plain` never decrypts: the ciphertext reaches the app as sent, marked as plain.
     let body = nested(json!({ "mobilePhone": other }));
@@ -76,13 +90,28 @@ fn decrypted_buyer_fields_are_bounded_and_clean() {
         let body = nested(json!({ "mobilePhone": key.encrypt(plain) }));
         v2(&body, InboundFields::Encrypted).unwrap_err()
     };
-    for bad in ["1".repeat(257), "138\r\n0000".into(), "138\u{0}1".into(), "\u{1b}[31m".into(), "a\u{85}".into()] {
-        assert_eq!(refused(&bad), ParamError::InvalidField("mobilePhone"), "{bad:?}");
+    for bad in [
+        "1".repeat(257),
+        "138\r\n0000".into(),
+        "138\u{0}1".into(),
+        "\u{1b}[31m".into(),
+        "a\u{85}".into(),
+    ] {
+        assert_eq!(
+            refused(&bad),
+            ParamError::InvalidField("mobilePhone"),
+            "{bad:?}"
+        );
     }
     let at_limit = "1".repeat(256);
-    let body = nested(json!({ "mobilePhone": key.encrypt(&at_limit), "email": key.encrypt("   ") }));
+    let body =
+        nested(json!({ "mobilePhone": key.encrypt(&at_limit), "email": key.encrypt("   ") }));
     let r = v2(&body, InboundFields::Encrypted).unwrap();
-    assert_eq!(buyer_of(&r), json!({ "mobilePhone": at_limit }), "blank email is absent");
+    assert_eq!(
+        buyer_of(&r),
+        json!({ "mobilePhone": at_limit }),
+        "blank email is absent"
+    );
     let body = nested(json!({ "mobilePhone": key.encrypt(" \t ") }));
     assert!(v2(&body, InboundFields::Encrypted).unwrap().buyer.is_none());
     // The same rules for the plain buyer fields.
@@ -106,10 +135,21 @@ fn very_large_numbers_reach_the_app_exactly() {
     );
     let r = v2(&body, InboundFields::Encrypted).unwrap();
     let sent = serde_json::to_string(&r).unwrap();
-    assert!(sent.contains(&format!(r#""orderAmount":{digits}"#)), "{sent}");
-    assert!(sent.contains(r#""price":0.1000000000000000055511151231257827"#), "{sent}");
+    assert!(
+        sent.contains(&format!(r#""orderAmount":{digits}"#)),
+        "{sent}"
+    );
+    assert!(
+        sent.contains(r#""price":0.1000000000000000055511151231257827"#),
+        "{sent}"
+    );
     // A decimal string too (V1 sends every value as text).
-    let body = format!(r#"{{"activity":"orderNotify","orderId":"o","orderLineId":"l","orderAmount":"{digits}.5"}}"#);
+    let body = format!(
+        r#"{{"activity":"orderNotify","orderId":"o","orderLineId":"l","orderAmount":"{digits}.5"}}"#
+    );
     let sent = serde_json::to_string(&v2(&body, InboundFields::Encrypted).unwrap()).unwrap();
-    assert!(sent.contains(&format!(r#""orderAmount":{digits}.5"#)), "{sent}");
+    assert!(
+        sent.contains(&format!(r#""orderAmount":{digits}.5"#)),
+        "{sent}"
+    );
 }

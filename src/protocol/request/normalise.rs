@@ -186,11 +186,10 @@ fn buyer(f: Fields<'_>, key: &FieldKey) -> Result<Option<Buyer>, ParamError> {
             InboundFields::Auto => key.is_well_formed(s),
         };
         let value = if encrypted {
-            key.decrypt(s)
-                .map_err(|source| ParamError::Undecryptable {
-                    field: name,
-                    source,
-                })?
+            key.decrypt(s).map_err(|source| ParamError::Undecryptable {
+                field: name,
+                source,
+            })?
         } else {
             plain_fields.push(name);
             Zeroizing::new(s.clone())
