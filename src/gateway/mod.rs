@@ -263,7 +263,11 @@ impl Gateway {
         started: Instant,
         ctx: &mut CallContext,
     ) -> Result<KooResponse, GatewayError> {
-        let generation = self.generation_of(&request)?;
+        let generation = self.generation_of(&request).inspect_err(|e| {
+            if matches!(e, GatewayError::V1Disabled) {
+                ctx.generation = Some(Generation::V1);
+            }
+        })?;
         ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());
