@@ -999,8 +999,15 @@ fn check_and_run_refuse_a_configuration_without_a_test_calls_mode() {
     assert!(!text.contains("[test_calls]"));
     let config = write_config(cert.path(), &text);
     let report = check(&config, &[]).check_failed().to_owned();
-    assert!(report.contains("error: test_calls.mode: must be set explicitly"), "{report}");
-    for advice in ["`sandbox`", "`forward` when the app honours testFlag", "`builtin` only when"] {
+    assert!(
+        report.contains("error: test_calls.mode: must be set explicitly"),
+        "{report}"
+    );
+    for advice in [
+        "`sandbox`",
+        "`forward` when the app honours testFlag",
+        "`builtin` only when",
+    ] {
         assert!(report.contains(advice), "{advice} missing from:\n{report}");
     }
     let run = koogate(

@@ -154,3 +154,61 @@ proptest! {
         prop_assert!(verify(CANONICAL, &sent).is_err());
     }
 }
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        (-1e9f64..1e9).prop_map(Value::from),
+        "\\PC{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-zA-Z\u{e9}\u{1F600}]{0,4}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// The value without object members that are null (what the canonical form drops).
+fn without_null_members(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_null_members(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_null_members).collect()),
+        other => other.clone(),
+    }
+}
+
+proptest! {
+    /// The canonical form is a fixed point, and reads back as the same JSON (numbers compared as doubles).
+    #[test]
+    fn canonical_form_is_stable_and_keeps_the_meaning(value in any_json()) {
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let canonical = canonicalise(text.as_bytes()).unwrap();
+        prop_assert_eq!(canonicalise(&canonical).unwrap(), canonical.clone());
+        let back: Value = serde_json::from_slice(&canonical).unwrap();
+        let as_f64 = |v: &Value| serde_json::to_string(&normalise_numbers(v)).unwrap();
+        prop_assert_eq!(as_f64(&back), as_f64(&without_null_members(&value)));
+    }
+}
+
+/// Every number as an f64, so `100` and `100.0` compare equal.
+fn normalise_numbers(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => Value::from(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Array(items) => Value::Array(items.iter().map(normalise_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalise_numbers(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
