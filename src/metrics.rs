@@ -64,6 +64,8 @@ pub struct Metrics {
     pub connections_max: IntGauge,
     /// Refusal log lines not written because their reason's budget was spent (the refusals are still counted).
     pub refusal_lines_suppressed: IntCounter,
+    /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
+    pub v2_signature_forms: IntCounterVec,
 }
 
 impl Metrics {
@@ -169,6 +171,17 @@ impl Metrics {
         registry.register(Box::new(config_last_reload_success.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(journal_writes.clone()))?;
+        let v2_signature_forms = IntCounterVec::new(
+            Opts::new(
+                "koogate_v2_signature_forms_total",
+                "Verified V2 calls, by the bytes the signature matched: the raw body or its canonical JSON form",
+            ),
+            &["form"],
+        )?;
+        registry.register(Box::new(v2_signature_forms.clone()))?;
+        for form in ["raw", "canonical"] {
+            v2_signature_forms.with_label_values(&[form]);
+        }
         let replay_cache_entries = IntGaugeVec::new(
             Opts::new(
                 "koogate_replay_cache_entries",
@@ -284,6 +297,7 @@ impl Metrics {
             connections_refused,
             connections_max,
             refusal_lines_suppressed,
+            v2_signature_forms,
         })
     }
 

@@ -160,11 +160,15 @@ impl Gateway {
         &self.metrics
     }
 
-    /// The body and `Body-Sign` value of an error answer to a request that was not authenticated (signed with the
-    /// primary key), for answers made outside the request path.
-    pub fn unauthenticated_answer(&self, code: crate::protocol::ResultCode) -> (Vec<u8>, String) {
+    /// The body and `Body-Sign` value of an error answer to a request to `path` that was not authenticated (signed
+    /// with the key for unauthenticated answers to that path), for answers made outside the request path.
+    pub fn unauthenticated_answer(
+        &self,
+        path: &str,
+        code: crate::protocol::ResultCode,
+    ) -> (Vec<u8>, String) {
         let body = KooResponse::error(code).to_bytes();
-        let key = self.config.keys.get(self.config.keys.primary());
+        let key = self.config.keys.get(self.config.keys.for_unauthenticated(path));
         let signature = body_sign::header_value(key.expose(), &body);
         (body, signature)
     }
@@ -175,6 +179,7 @@ impl Gateway {
     /// KooGallery closes the connection first (it gives up after 5 s): otherwise its retry would reach the app
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path().to_owned();
         let gateway = self.clone();
         match tokio::spawn(async move { gateway.answer(request).await }).await {
             Ok(response) => response,
@@ -182,7 +187,7 @@ impl Gateway {
                 // Only a bug can get here (the task panicked); still answer KooGallery properly.
                 tracing::error!("request task failed");
                 let (body, signature) =
-                    self.unauthenticated_answer(crate::protocol::ResultCode::InternalError);
+                    self.unauthenticated_answer(&path, crate::protocol::ResultCode::InternalError);
                 signed_response(body, signature, "", false)
             }
         }
@@ -194,6 +199,7 @@ impl Gateway {
         self.metrics.in_flight.inc();
         let _in_flight = scopeguard(&self.metrics.in_flight);
         let mut ctx = CallContext::default();
+        let path = request.uri().path().to_owned();
 
         let outcome = self.process(request, &request_id, started, &mut ctx).await;
         let (mut response, mut error) = match outcome {
@@ -236,10 +242,8 @@ impl Gateway {
         drop(ctx._flight.take());
 
         let body = response.to_bytes();
-        let key = self
-            .config
-            .keys
-            .get(ctx.key.unwrap_or(self.config.keys.primary()));
+        let keys = &self.config.keys;
+        let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
         // The configured name of the key that verified the call (never the key): shows when a rotation is done.
         let access_key = if ctx.key.is_some() {
             key.name()
@@ -293,12 +297,21 @@ impl Gateway {
         started: Instant,
         ctx: &mut CallContext,
     ) -> Result<KooResponse, GatewayError> {
-        let generation = self
-            .generation_of(&request)
-            .ok_or(GatewayError::MethodNotAllowed)?;
+        let generation = self.generation_of(&request).inspect_err(|e| {
+            if matches!(e, GatewayError::V1Disabled) {
+                ctx.generation = Some(Generation::V1);
+            }
+        })?;
         ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());
+        if generation == Generation::V2 {
+            let form = verified.signed_form().name();
+            self.metrics
+                .v2_signature_forms
+                .with_label_values(&[form])
+                .inc();
+        }
         let now_ms = verified.checked_at_ms();
         self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
@@ -341,7 +354,10 @@ impl Gateway {
             TestCalls::Builtin { front_end_url } if call.test_flag => {
                 test_responder::answer(&call, front_end_url).into()
             }
-            _ => self.upstreams.forward(&call, deadline).await?,
+            _ => {
+                let now_ms = self.clock.now_ms();
+                self.upstreams.forward(&call, deadline, now_ms).await?
+            }
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;

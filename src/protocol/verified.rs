@@ -22,6 +22,24 @@ pub enum Payload {
     V1(Vec<(String, String)>),
 }
 
+/// Which bytes a V2 signature matched: the body as received, or its canonical form (see
+/// [`super::canonical_json`]). V1 calls are always `Raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedForm {
+    Raw,
+    Canonical,
+}
+
+impl SignedForm {
+    /// The `form` label of `koogate_v2_signature_forms_total`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignedForm::Raw => "raw",
+            SignedForm::Canonical => "canonical",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Verified {
     key: KeyIndex,
@@ -32,6 +50,7 @@ pub struct Verified {
     /// The one clock reading of this call: freshness was judged at it, and the replay check uses it too.
     checked_at_ms: u64,
     payload: Payload,
+    signed_form: SignedForm,
 }
 
 impl Verified {
@@ -57,7 +76,18 @@ impl Verified {
             replay_expires_ms: window_end_ms.saturating_add(REPLAY_MARGIN.as_millis() as u64),
             checked_at_ms,
             payload,
+            signed_form: SignedForm::Raw,
         }
+    }
+
+    pub(super) fn with_signed_form(mut self, form: SignedForm) -> Self {
+        self.signed_form = form;
+        self
+    }
+
+    /// Which bytes the signature matched.
+    pub fn signed_form(&self) -> SignedForm {
+        self.signed_form
     }
 
     /// The access key that matched; it also signs the answer (and derives field keys).

@@ -154,9 +154,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SignedErrors<IO> {
     }
 }
 
-/// Signed `000002`, for [`SignedErrors`].
+/// Signed `000002`, for [`SignedErrors`]. The request's path is unknown (it could not be parsed), so the answer is
+/// signed with the default key for unauthenticated answers.
 pub fn invalid_request(gateway: &crate::gateway::Gateway) -> Vec<u8> {
-    let (body, signature) = gateway.unauthenticated_answer(ResultCode::InvalidParameters);
+    let (body, signature) = gateway.unauthenticated_answer("", ResultCode::InvalidParameters);
     signed_close(&body, &signature)
 }
 

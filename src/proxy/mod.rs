@@ -7,3 +7,4 @@ pub mod server;
 pub mod slots;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_auth;
