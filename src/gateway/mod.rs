@@ -168,7 +168,10 @@ impl Gateway {
         code: crate::protocol::ResultCode,
     ) -> (Vec<u8>, String) {
         let body = KooResponse::error(code).to_bytes();
-        let key = self.config.keys.get(self.config.keys.for_unauthenticated(path));
+        let key = self
+            .config
+            .keys
+            .get(self.config.keys.for_unauthenticated(path));
         let signature = body_sign::header_value(key.expose(), &body);
         (body, signature)
     }

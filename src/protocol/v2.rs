@@ -161,7 +161,10 @@ pub fn verify(
             (over(&canonical)?, SignedForm::Canonical)
         }
     };
-    Ok(Verified::new(key, query.nonce, (expires_ms, now_ms), Payload::V2(body)).with_signed_form(form))
+    Ok(
+        Verified::new(key, query.nonce, (expires_ms, now_ms), Payload::V2(body))
+            .with_signed_form(form),
+    )
 }
 
 /// Refuses a timestamp outside `now ± window` (cheap, so it runs before any MAC); returns when the call's

@@ -150,7 +150,7 @@ async fn connections_serving_requests_are_never_evicted() {
 #[tokio::test]
 async fn a_v1_parameter_given_twice_or_too_many_parameters_get_000002() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let mut twice = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
     twice.query = Some(format!("{}&instanceId=j", twice.query.unwrap()));
     gateway.client().send(&twice).await.assert_code("000002");
@@ -181,7 +181,7 @@ async fn a_v1_parameter_given_twice_or_too_many_parameters_get_000002() {
 async fn a_full_v1_replay_cache_leaves_v2_calls_alone() {
     let upstream = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&upstream);
-    options.v1_toml = "replay_cache_max_entries = 1".into();
+    options.v1_toml = "enabled = true\nreplay_cache_max_entries = 1".into();
     let gateway = TestGateway::start_with(options).await;
     let v1 = |id: &str| Call::v1(&[("activity", "releaseInstance"), ("instanceId", id)]);
     gateway.client().send(&v1("a")).await.assert_code("000000");
