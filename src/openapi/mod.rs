@@ -1,0 +1,5 @@
+//! KooGallery's seller-side OpenAPI (seller → KooGallery): signers, the signed client, order lookup, the mock.
+//!
+//! * [`sign`] — SDK-HMAC-SHA256 (IAM AK/SK) and the usage-data body signature; pure, network-free.
+
+pub mod sign;
