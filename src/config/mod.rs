@@ -2,10 +2,12 @@
 //!
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
+mod koogallery_api;
 mod raw;
 mod validate;
 mod validate_sections;
 
+pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
 
 use crate::protocol::Activity;
@@ -29,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub reload: ReloadConfig,
+    /// KooGallery's seller-side OpenAPI (order lookup, usage push); `None` when `[koogallery_api]` is absent.
+    pub koogallery_api: Option<KooGalleryApiConfig>,
 }
 
 /// How `koogate run` notices changes besides SIGHUP.
