@@ -4,6 +4,10 @@
 //! * [`client`] — the signed HTTPS client every call goes through.
 //! * [`mock`] — a mock KooGallery OpenAPI that verifies both signatures, for tests, the simulator and the demo.
 
+pub mod cache;
 pub mod client;
+pub mod lookup;
+pub mod metrics;
 pub mod mock;
+pub mod order;
 pub mod sign;

@@ -6,6 +6,7 @@ mod binary;
 mod cli;
 mod contract;
 mod crash;
+mod enrichment;
 mod happy;
 mod hostile;
 mod idempotency;
