@@ -11,6 +11,7 @@ mod happy;
 mod hostile;
 mod idempotency;
 mod lifecycle;
+mod openapi_cli;
 mod operations;
 mod python_app;
 mod readme;
