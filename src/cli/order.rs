@@ -4,7 +4,7 @@
 use crate::config::{Config, KooGalleryApiConfig, OnFailure, ProcessEnv};
 use crate::openapi::client::OpenApiClient;
 use crate::openapi::lookup::{classify, LookupFailure};
-use crate::openapi::mock::ORDER_QUERY_PATH;
+use crate::openapi::ORDER_QUERY_PATH;
 use anyhow::Context;
 use bytes::Bytes;
 use std::path::PathBuf;

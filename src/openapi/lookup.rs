@@ -4,8 +4,8 @@
 use super::cache::OrderCache;
 use super::client::{ClientError, OpenApiClient};
 use super::metrics::OpenApiMetrics;
-use super::mock::ORDER_QUERY_PATH;
 use super::order::{bounded_code, parse_answer, AnswerError, Order};
+use super::ORDER_QUERY_PATH;
 use crate::clock::Clock;
 use bytes::Bytes;
 use http::Method;

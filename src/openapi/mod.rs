@@ -11,3 +11,8 @@ pub mod metrics;
 pub mod mock;
 pub mod order;
 pub mod sign;
+
+/// Path of KooGallery's order query (`GET`, AK/SK-signed).
+pub const ORDER_QUERY_PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
+/// Path of KooGallery's usage push (`POST`, AK/SK-signed plus the usage-data body signature).
+pub const USAGE_DATA_PATH: &str = "/api/mkp-openapi-public/global/v1/isv/usage-data";

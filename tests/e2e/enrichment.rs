@@ -261,6 +261,18 @@ async fn a_retry_is_served_from_the_cache_and_the_cache_survives_a_restart() {
         !data.contains("18688888888") && !data.contains("MOCKPERIODYEARNEW"),
         "sealed at rest"
     );
+    // The journal records the calls, the order's buyer only sealed.
+    let journal: String = std::fs::read_dir(gateway.cert.path().join("data/journal"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(journal.contains("MOCKPERIODYEARNEW"), "{journal}");
+    for personal in ["18688888888", "测试用户1"] {
+        assert!(
+            !journal.contains(personal),
+            "the journal holds {personal} in plain text"
+        );
+    }
 }
 
 /// One way the lookup can fail, set up on a running mock.

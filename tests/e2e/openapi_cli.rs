@@ -211,3 +211,83 @@ async fn run_logs_the_lookup_outcome_but_never_the_sk_or_buyer_data() {
         assert!(!logs.contains(secret), "logs contain {secret}: {logs}");
     }
 }
+
+#[tokio::test]
+async fn mock_openapi_serves_signed_calls_and_shows_what_it_received() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args([
+            "mock-openapi",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-env",
+            "TEST_KOOGATE_KEY",
+            "--ca-out",
+        ])
+        .arg(&ca)
+        .envs([
+            ("TEST_KOOGATE_KEY", KEY),
+            ("KOOGATE_IAM_AK", IAM_AK),
+            ("KOOGATE_IAM_SK", IAM_SK),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base_url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base_url.starts_with("https://127.0.0.1:"), "{first}");
+
+    let config = koogate::config::KooGalleryApiConfig {
+        site: None,
+        base_url: base_url.parse().unwrap(),
+        credentials: koogate::secret::IamCredentials::new(IAM_AK, IAM_SK),
+        ca_file: Some(ca),
+        connect_timeout: std::time::Duration::from_secs(1),
+        timeout: std::time::Duration::from_secs(5),
+        order_lookup_budget: std::time::Duration::from_secs(2),
+        enrich: vec![],
+        on_failure: koogate::config::OnFailure::Retry,
+        order_cache_max_entries: 1,
+        order_cache_ttl: std::time::Duration::ZERO,
+    };
+    let client = koogate::openapi::client::OpenApiClient::new(
+        std::sync::Arc::new(config),
+        std::sync::Arc::new(koogate::clock::SystemClock),
+    )
+    .unwrap();
+    let query = vec![("orderId".to_owned(), "MOCKONDEMAND".to_owned())];
+    let path = koogate::openapi::ORDER_QUERY_PATH;
+    let answer = client
+        .send_signed(http::Method::GET, path, &query, bytes::Bytes::new(), &[])
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        (
+            answer.status,
+            body["orderInfo"]["orderLine"][0]["chargingMode"].as_str()
+        ),
+        (200, Some("ON_DEMAND"))
+    );
+    let seen = client
+        .send_signed(
+            http::Method::GET,
+            "/__mock/received",
+            &[],
+            bytes::Bytes::new(),
+            &[],
+        )
+        .await
+        .unwrap();
+    let seen: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(seen[0]["path"], path);
+    assert_eq!(seen[0]["code"], "MKT.0000");
+    let _ = child.kill();
+    let _ = child.wait();
+}
