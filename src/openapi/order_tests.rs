@@ -102,3 +102,20 @@ fn codes_outside_the_documented_set_become_other() {
     assert_eq!(bounded_code("MKT.0154\n"), "other");
     assert_eq!(bounded_code(&"x".repeat(1000)), "other");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// KooGallery's answer is outside koogate's control: no bytes make the parser panic.
+    #[test]
+    fn any_answer_parses_or_fails_without_panicking(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        at in proptest::prelude::any::<usize>(), byte in proptest::prelude::any::<u8>(),
+    ) {
+        let _ = parse_answer(&bytes, None);
+        let mut captured = CAPTURED.as_bytes().to_vec();
+        let i = at % captured.len();
+        captured[i] = byte;
+        let _ = parse_answer(&captured, Some("MOCKPERIODYEARNEW-000001"));
+    }
+}
