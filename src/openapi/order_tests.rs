@@ -85,13 +85,13 @@ fn mkt_errors_and_missing_orders_are_reported() {
 fn unexpected_field_types_are_left_out_and_charging_modes_use_the_contract_names() {
     let body = json!({"resultCode":"MKT.0000","orderInfo":{"orderId":"o","createTime":"yesterday","orderType":7,
         "orderLine":[{"orderLineId":"o-1","chargingMode":"ON_DEMAND_PKG","periodNumber":"x","currency":"1e9",
-            "currencyAfterDiscount":"12.50","productInfo":[{"linearValue":"20"}, 5]}, {"chargingMode":"PERIOD"}],
+            "currencyAfterDiscount":"12.5","productInfo":[{"linearValue":"20"}, 5]}, {"chargingMode":"PERIOD"}],
         "buyerInfo":{"customerType":"individual","email":""}}});
     let order = parse_answer(body.to_string().as_bytes(), None).unwrap();
     assert_eq!(
         serde_json::to_value(&order).unwrap(),
         json!({"orderId":"o","lines":[{"orderLineId":"o-1","chargingMode":"PACKAGE","products":[{"linearValue":20}],
-            "currencyAfterDiscount":12.50}],"buyer":{}})
+            "currencyAfterDiscount":12.5}],"buyer":{}})
     );
 }
 
