@@ -66,6 +66,8 @@ pub struct Metrics {
     pub refusal_lines_suppressed: IntCounter,
     /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
     pub v2_signature_forms: IntCounterVec,
+    /// KooGallery OpenAPI calls (order lookups).
+    pub openapi: crate::openapi::metrics::OpenApiMetrics,
 }
 
 impl Metrics {
@@ -270,7 +272,9 @@ impl Metrics {
                 .collect(),
         };
 
+        let openapi = crate::openapi::metrics::OpenApiMetrics::register(&registry)?;
         Ok(Self {
+            openapi,
             calls,
             registry,
             requests,

@@ -2,6 +2,7 @@
 //! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
 
 mod auth;
+mod enrich;
 pub mod error;
 mod journal;
 mod refusal_log;
@@ -43,6 +44,9 @@ pub struct Gateway {
     refusals: Arc<RefusalLog>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
+    orders: Option<crate::openapi::lookup::OrderLookup>,
+    order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
 /// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
@@ -64,6 +68,8 @@ struct CallContext {
     _flight: Option<KeyGuard>,
     /// The same across replicas (Redis): released after the commit.
     claim: Option<Claim>,
+    /// The order lookup's outcome (`api`, `cache` or the failure reason), for the log line.
+    order_lookup: Option<&'static str>,
 }
 
 impl Gateway {
@@ -84,6 +90,9 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
+        let order_cache = Arc::new(
+            enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
+        );
         Self::build(
             config,
             Arc::new(store),
@@ -91,6 +100,7 @@ impl Gateway {
             Arc::default(),
             metrics,
             clock,
+            order_cache,
         )
     }
 
@@ -104,6 +114,7 @@ impl Gateway {
             self.refusals.clone(),
             self.metrics.clone(),
             self.clock.clone(),
+            self.order_cache.clone(),
         )
     }
 
@@ -114,12 +125,15 @@ impl Gateway {
         refusals: Arc<RefusalLog>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
+        order_cache: Arc<crate::openapi::cache::OrderCache>,
     ) -> anyhow::Result<Self> {
         let server = &config.server;
         let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
             .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
+        let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
+            .context("cannot build the KooGallery API client ([koogallery_api])")?;
         Ok(Self {
             config,
             tls,
@@ -129,6 +143,8 @@ impl Gateway {
             refusals,
             metrics,
             clock,
+            orders,
+            order_cache,
         })
     }
 
@@ -262,6 +278,7 @@ impl Gateway {
             .record_call(ctx.activity, response.result_code, elapsed);
         let latency_us = elapsed.as_micros() as u64;
         let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
+        let order_lookup = ctx.order_lookup.unwrap_or("none");
         match &error {
             None => tracing::info!(
                 request_id,
@@ -271,6 +288,7 @@ impl Gateway {
                 test_flag,
                 from_record,
                 access_key,
+                order_lookup,
                 latency_us,
                 "answered"
             ),
@@ -283,7 +301,7 @@ impl Gateway {
                 match self.refusals.admit(e.reason(), Instant::now()) {
                     Some(suppressed) => {
                         tracing::warn!(request_id, activity, generation, result_code = code,
-                        test_flag, access_key, reason = e.reason(), error = %e, latency_us, suppressed, "refused")
+                        test_flag, access_key, order_lookup, reason = e.reason(), error = %e, latency_us, suppressed, "refused")
                     }
                     None => self.metrics.refusal_lines_suppressed.inc(),
                 }
@@ -292,7 +310,8 @@ impl Gateway {
         signed_response(body, signature, &request_id, from_record)
     }
 
-    /// verify → replay check → normalise (decrypting) → idempotency lookup → forward (deadline) → build answer.
+    /// verify → replay check → normalise (decrypting) → idempotency lookup → order lookup → forward (deadline) →
+    /// build answer.
     async fn process(
         &self,
         request: Request<Incoming>,
@@ -352,6 +371,7 @@ impl Gateway {
                 )?);
             }
         }
+        let call = self.enrich(call, deadline, ctx).await?;
         let upstream_started = Instant::now();
         let answer = match &self.config.upstream.test_calls {
             TestCalls::Builtin { front_end_url } if call.test_flag => {
