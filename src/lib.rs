@@ -21,6 +21,7 @@ pub mod reload;
 pub mod secret;
 pub mod simulate;
 pub mod state;
+pub mod usage;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;

@@ -3,10 +3,12 @@
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
 mod raw;
+mod usage;
 mod validate;
 mod validate_sections;
 
 pub use raw::*;
+pub use usage::UsageConfig;
 
 use crate::protocol::Activity;
 use crate::secret::AccessKeys;
@@ -29,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub reload: ReloadConfig,
+    /// The usage-records relay, when `[usage]` is present.
+    pub usage: Option<UsageConfig>,
 }
 
 /// How `koogate run` notices changes besides SIGHUP.

@@ -67,6 +67,7 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
+    pub usage: Option<super::usage::RawUsage>,
 }
 
 #[derive(Debug, Deserialize)]

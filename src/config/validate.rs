@@ -94,6 +94,10 @@ impl Validator<'_> {
         }
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
+        let usage = raw
+            .usage
+            .as_ref()
+            .map(|u| self.usage(u, &raw.store.data_dir));
         let reload = ReloadConfig {
             watch_files: raw.reload.watch_files,
             debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
@@ -127,12 +131,13 @@ impl Validator<'_> {
                 log,
                 store,
                 reload,
+                usage,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }
     }
 
-    fn addr(&mut self, path: &str, value: &str) -> SocketAddr {
+    pub(super) fn addr(&mut self, path: &str, value: &str) -> SocketAddr {
         value.parse().unwrap_or_else(|_| {
             self.issues.push(issue(
                 path,
@@ -157,7 +162,7 @@ impl Validator<'_> {
         Duration::from_millis(ms)
     }
 
-    fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
+    pub(super) fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
         if value < min || value > max {
             self.issues
                 .push(issue(path, format!("{value} is outside {min}..={max}")));
