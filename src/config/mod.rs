@@ -2,11 +2,13 @@
 //!
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
+mod koogallery_api;
 mod raw;
 mod usage;
 mod validate;
 mod validate_sections;
 
+pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
 pub use usage::UsageConfig;
 
@@ -31,6 +33,8 @@ pub struct Config {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub reload: ReloadConfig,
+    /// KooGallery's seller-side OpenAPI (order lookup, usage push); `None` when `[koogallery_api]` is absent.
+    pub koogallery_api: Option<KooGalleryApiConfig>,
     /// The usage-records relay, when `[usage]` is present.
     pub usage: Option<UsageConfig>,
 }

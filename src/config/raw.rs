@@ -67,6 +67,7 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
+    pub koogallery_api: Option<super::koogallery_api::RawKooGalleryApi>,
     pub usage: Option<super::usage::RawUsage>,
 }
 

@@ -31,6 +31,8 @@ pub struct RawUsage {
     pub listen: String,
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// The `[[access_keys]]` entry whose key signs the usage body; defaults to the first.
+    pub access_key: Option<String>,
     /// Defaults to `store.data_dir`.
     pub data_dir: Option<PathBuf>,
     #[serde(default = "d_max_body")]
@@ -85,6 +87,8 @@ pub struct UsageConfig {
     pub listen: SocketAddr,
     /// Required when `listen` is not a loopback address; enforced whenever set.
     pub token: Option<BearerToken>,
+    /// Name of the access key that signs the usage body; `None` = the primary (first) key.
+    pub access_key: Option<String>,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     pub max_records_per_request: usize,
@@ -97,7 +101,23 @@ pub struct UsageConfig {
 }
 
 impl Validator<'_> {
-    pub(super) fn usage(&mut self, raw: &RawUsage, store_data_dir: &Path) -> UsageConfig {
+    pub(super) fn usage(&mut self, raw: &RawConfig, usage: &RawUsage) -> UsageConfig {
+        if raw.koogallery_api.is_none() {
+            self.issues.push(issue(
+                "usage",
+                "the usage relay pushes through KooGallery's OpenAPI: [koogallery_api] is required",
+            ));
+        }
+        if let Some(name) = &usage.access_key {
+            if !raw.access_keys.iter().any(|k| &k.name == name) {
+                self.issues.push(issue(
+                    "usage.access_key",
+                    format!("no [[access_keys]] entry is named `{name}`"),
+                ));
+            }
+        }
+        let store_data_dir = raw.store.data_dir.as_path();
+        let raw = usage;
         let listen = self.addr("usage.listen", &raw.listen);
         let token = self.bearer_token(raw);
         if token.is_none() && !listen.ip().is_loopback() {
@@ -118,6 +138,7 @@ impl Validator<'_> {
         UsageConfig {
             listen,
             token,
+            access_key: raw.access_key.clone(),
             data_dir: self
                 .base_dir
                 .join(raw.data_dir.as_deref().unwrap_or(store_data_dir)),

@@ -92,12 +92,18 @@ impl Validator<'_> {
         if let Some(upstream) = upstream.as_mut() {
             upstream.test_calls = test_calls;
         }
+        let koogallery_api = raw.koogallery_api.as_ref().and_then(|api| {
+            let deadline = upstream
+                .as_ref()
+                .map_or(Duration::from_millis(DEFAULT_DEADLINE_MS), |u| u.deadline);
+            self.koogallery_api(api, deadline)
+        });
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
         let usage = raw
             .usage
             .as_ref()
-            .map(|u| self.usage(u, &raw.store.data_dir));
+            .map(|u| self.usage(&raw, u));
         let reload = ReloadConfig {
             watch_files: raw.reload.watch_files,
             debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
@@ -117,6 +123,13 @@ impl Validator<'_> {
                     .as_ref()
                     .map(|f| self.base_dir.join(f)),
             )
+            .chain(raw.koogallery_api.iter().flat_map(|api| {
+                [&api.ak_file, &api.sk_file, &api.ca_file]
+                    .into_iter()
+                    .flatten()
+                    .map(|f| self.base_dir.join(f))
+                    .collect::<Vec<_>>()
+            }))
             .collect(),
         };
 
@@ -131,6 +144,7 @@ impl Validator<'_> {
                 log,
                 store,
                 reload,
+                koogallery_api,
                 usage,
             }),
             _ => Err(ConfigErrors(self.issues)),

@@ -1,5 +1,7 @@
 //! KooGallery's seller-side OpenAPI (seller → KooGallery): signers, the signed client, order lookup, the mock.
 //!
 //! * [`sign`] — SDK-HMAC-SHA256 (IAM AK/SK) and the usage-data body signature; pure, network-free.
+//! * [`client`] — the signed HTTPS client every call goes through.
 
+pub mod client;
 pub mod sign;

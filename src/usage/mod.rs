@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod listener;
 pub mod metrics;
+pub mod push;
 pub mod queue;
 pub mod record;
 pub mod sender;
@@ -74,6 +75,42 @@ impl Relay {
             listener: tokio::spawn(listener::serve(listener, intake, stop.clone())),
             sender: tokio::spawn(sender.run(stop)),
         })
+    }
+
+    /// Starts the relay when `[usage]` is configured, on `listener` (bound by the caller; `None` binds
+    /// `usage.listen`).
+    pub async fn from_config(
+        config: &crate::config::Config,
+        listener: Option<TcpListener>,
+        registry: &prometheus::Registry,
+        clock: Arc<dyn Clock>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Self>> {
+        use anyhow::Context;
+        let (Some(usage), Some(api)) = (&config.usage, &config.koogallery_api) else {
+            return Ok(None);
+        };
+        let access_key = match &usage.access_key {
+            Some(name) => config.keys.iter().find(|(_, k)| k.name() == name),
+            None => config.keys.iter().next(),
+        }
+        .map(|(_, key)| key.clone())
+        .context("usage.access_key names no configured access key")?;
+        let client = crate::openapi::client::OpenApiClient::new(Arc::new(api.clone()), clock.clone())
+            .context("cannot build the KooGallery API client for the usage relay")?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(usage.listen)
+                .await
+                .with_context(|| format!("cannot listen on usage.listen {}", usage.listen))?,
+        };
+        tracing::info!(listen = %listener.local_addr()?, "usage records endpoint (POST /v1/usage)");
+        let push = Arc::new(push::OpenApiPush {
+            client,
+            access_key,
+            clock: clock.clone(),
+        });
+        Self::start(usage, listener, push, registry, clock, stop).map(Some)
     }
 
     /// Waits for both to stop (after the stop signal).
