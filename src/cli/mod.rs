@@ -6,6 +6,7 @@ mod journal;
 mod key;
 mod simulate;
 mod tools;
+mod usage;
 
 use crate::config::{Config, LogFormat, ProcessEnv};
 use clap::{Parser, Subcommand};
@@ -46,6 +47,9 @@ enum Command {
     Encrypt(field::FieldArgs),
     /// Decrypt a sensitive field with a product's key and algorithm.
     Decrypt(field::FieldArgs),
+    /// The usage-records relay (pay-per-use products).
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
         /// Where the development certificate and demo key are kept.
@@ -106,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Verify(args) => tools::verify(args),
         Command::Encrypt(args) => field::encrypt(args),
         Command::Decrypt(args) => field::decrypt(args),
+        Command::Usage(command) => usage::run(command).await,
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
             crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;

@@ -11,6 +11,10 @@ mod validate_sections;
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
 pub use usage::UsageConfig;
+/// The `[usage]` defaults, for the command line.
+pub mod usage_defaults {
+    pub use super::usage::DEFAULT_USAGE_LISTEN;
+}
 
 use crate::protocol::Activity;
 use crate::secret::AccessKeys;

@@ -198,7 +198,10 @@ impl Validator<'_> {
             (None, Some(file)) => {
                 let file = self.base_dir.join(file);
                 match std::fs::read_to_string(&file) {
-                    Ok(text) => ("usage.token_file", text.trim_end_matches(['\r', '\n']).to_owned()),
+                    Ok(text) => (
+                        "usage.token_file",
+                        text.trim_end_matches(['\r', '\n']).to_owned(),
+                    ),
                     Err(e) => {
                         self.issues.push(issue(
                             "usage.token_file",
@@ -221,3 +224,7 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "usage_tests.rs"]
+mod tests;

@@ -100,10 +100,7 @@ impl Validator<'_> {
         });
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
-        let usage = raw
-            .usage
-            .as_ref()
-            .map(|u| self.usage(&raw, u));
+        let usage = raw.usage.as_ref().map(|u| self.usage(&raw, u));
         let reload = ReloadConfig {
             watch_files: raw.reload.watch_files,
             debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),

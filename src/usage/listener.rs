@@ -39,7 +39,11 @@ pub struct Intake {
 }
 
 /// Serves until `shutdown` turns true; connections in progress finish their request.
-pub async fn serve(listener: TcpListener, intake: Arc<Intake>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,9 +70,13 @@ pub async fn serve(listener: TcpListener, intake: Arc<Intake>, mut shutdown: wat
 impl Intake {
     async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         if let Some(token) = &self.token {
-            let presented = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
             if !token.admits(presented) {
-                let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+                let mut response =
+                    error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     header::HeaderValue::from_static("Bearer"),
@@ -102,7 +110,10 @@ impl Intake {
         {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
-                return error(StatusCode::PAYLOAD_TOO_LARGE, "the body exceeds usage.max_body_bytes")
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body exceeds usage.max_body_bytes",
+                )
             }
             Err(BodyError::Timeout | BodyError::Read) => {
                 return error(StatusCode::BAD_REQUEST, "the body could not be read")
@@ -131,7 +142,10 @@ impl Intake {
         }
         let now = self.clock.now_ms();
         let verdicts: Vec<_> = records.iter().map(|r| record::validate(r, now)).collect();
-        let valid: Vec<_> = verdicts.iter().filter_map(|v| v.as_ref().ok().cloned()).collect();
+        let valid: Vec<_> = verdicts
+            .iter()
+            .filter_map(|v| v.as_ref().ok().cloned())
+            .collect();
         let offers = if valid.is_empty() {
             Vec::new()
         } else {
@@ -176,13 +190,20 @@ impl Intake {
             })
             .collect();
         for (slot, outcome) in ["accepted", "duplicate", "rejected"].iter().enumerate() {
-            self.metrics.submitted.with_label_values(&[outcome]).inc_by(counts[slot]);
+            self.metrics
+                .submitted
+                .with_label_values(&[outcome])
+                .inc_by(counts[slot]);
         }
         if counts[0] > 0 {
             self.wake.notify_one();
         }
-        tracing::info!(accepted = counts[0], duplicates = counts[1], rejected = counts[2],
-            "usage records submitted");
+        tracing::info!(
+            accepted = counts[0],
+            duplicates = counts[1],
+            rejected = counts[2],
+            "usage records submitted"
+        );
         respond(
             StatusCode::OK,
             &json!({
@@ -197,8 +218,14 @@ impl Intake {
     async fn status(&self) -> Response<Full<Bytes>> {
         let queue = self.queue.clone();
         match tokio::task::spawn_blocking(move || queue.snapshot(STATUS_RECENT)).await {
-            Ok(Ok(snapshot)) => respond(StatusCode::OK, &status::to_json(&snapshot, self.clock.now_ms())),
-            _ => error(StatusCode::SERVICE_UNAVAILABLE, "the usage queue could not be read"),
+            Ok(Ok(snapshot)) => respond(
+                StatusCode::OK,
+                &status::to_json(&snapshot, self.clock.now_ms()),
+            ),
+            _ => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the usage queue could not be read",
+            ),
         }
     }
 }

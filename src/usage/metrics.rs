@@ -100,7 +100,11 @@ impl UsageMetrics {
     }
 
     pub fn rejected(&self, code: &str) {
-        let label = KNOWN_CODES.iter().find(|c| **c == code).copied().unwrap_or("other");
+        let label = KNOWN_CODES
+            .iter()
+            .find(|c| **c == code)
+            .copied()
+            .unwrap_or("other");
         self.rejected.with_label_values(&[label]).inc();
     }
 

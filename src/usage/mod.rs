@@ -43,7 +43,10 @@ impl Relay {
     ) -> anyhow::Result<Self> {
         use anyhow::Context;
         let queue = queue::Queue::open(&config.data_dir).with_context(|| {
-            format!("cannot open the usage queue in {}", config.data_dir.display())
+            format!(
+                "cannot open the usage queue in {}",
+                config.data_dir.display()
+            )
         })?;
         let metrics = metrics::UsageMetrics::register(registry)?;
         let wake = Arc::new(Notify::new());
@@ -96,8 +99,9 @@ impl Relay {
         }
         .map(|(_, key)| key.clone())
         .context("usage.access_key names no configured access key")?;
-        let client = crate::openapi::client::OpenApiClient::new(Arc::new(api.clone()), clock.clone())
-            .context("cannot build the KooGallery API client for the usage relay")?;
+        let client =
+            crate::openapi::client::OpenApiClient::new(Arc::new(api.clone()), clock.clone())
+                .context("cannot build the KooGallery API client for the usage relay")?;
         let listener = match listener {
             Some(listener) => listener,
             None => TcpListener::bind(usage.listen)

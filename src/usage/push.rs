@@ -55,7 +55,13 @@ impl UsagePush for OpenApiPush {
             ];
             let answer = self
                 .client
-                .send_signed(Method::POST, USAGE_DATA_PATH, &[], Bytes::from(body), &headers)
+                .send_signed(
+                    Method::POST,
+                    USAGE_DATA_PATH,
+                    &[],
+                    Bytes::from(body),
+                    &headers,
+                )
                 .await;
             match answer {
                 Ok(answer) => Ok(PushAnswer {
@@ -63,7 +69,9 @@ impl UsagePush for OpenApiPush {
                     body: answer.body.to_vec(),
                 }),
                 Err(ClientError::Timeout) => Err(PushFailure::Timeout),
-                Err(ClientError::Request) => Err(PushFailure::Build(Box::new(ClientError::Request))),
+                Err(ClientError::Request) => {
+                    Err(PushFailure::Build(Box::new(ClientError::Request)))
+                }
                 Err(e) => Err(PushFailure::Unreachable(Box::new(e))),
             }
         })

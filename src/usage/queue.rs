@@ -49,9 +49,17 @@ pub struct Queued {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SnState {
-    Queued { seq: u64 },
-    Sent { at_ms: u64 },
-    Rejected { at_ms: u64, code: String, reason: String },
+    Queued {
+        seq: u64,
+    },
+    Sent {
+        at_ms: u64,
+    },
+    Rejected {
+        at_ms: u64,
+        code: String,
+        reason: String,
+    },
 }
 
 /// A record KooGallery refused for good.
@@ -122,7 +130,8 @@ impl Queue {
             let mut depth = queued.len().map_err(store)?;
             for record in records {
                 if let Some(known) = sns.get(record.metering_sn.as_str()).map_err(store)? {
-                    let state = serde_json::from_slice(known.value()).map_err(QueueError::Corrupt)?;
+                    let state =
+                        serde_json::from_slice(known.value()).map_err(QueueError::Corrupt)?;
                     offers.push(Offer::Duplicate(state));
                     continue;
                 }
@@ -217,7 +226,9 @@ impl Queue {
                 reason: reason.to_owned(),
                 at_ms: now_ms,
             };
-            rejected.insert(seq, json(&kept)?.as_slice()).map_err(store)?;
+            rejected
+                .insert(seq, json(&kept)?.as_slice())
+                .map_err(store)?;
             let total = get(&meta, REJECTED_TOTAL)? + 1;
             meta.insert(REJECTED_TOTAL, total).map_err(store)?;
         }
@@ -241,7 +252,8 @@ impl Queue {
         let mut recent_rejected = Vec::new();
         for item in rejected.iter().map_err(store)?.rev().take(recent) {
             let (_, value) = item.map_err(store)?;
-            recent_rejected.push(serde_json::from_slice(value.value()).map_err(QueueError::Corrupt)?);
+            recent_rejected
+                .push(serde_json::from_slice(value.value()).map_err(QueueError::Corrupt)?);
         }
         Ok(Snapshot {
             queued: queued.len().map_err(store)?,

@@ -117,7 +117,11 @@ pub fn validate(value: &Value, now_ms: u64) -> Result<WireRecord, Rejection> {
     let end = instant(object, "endTime")?;
     let now = now_ms as i128 * 1_000_000;
     let future_limit = now + MAX_FUTURE_MS as i128 * 1_000_000;
-    for (name, at) in [("recordTime", record), ("beginTime", begin), ("endTime", end)] {
+    for (name, at) in [
+        ("recordTime", record),
+        ("beginTime", begin),
+        ("endTime", end),
+    ] {
         if at.unix_timestamp_nanos() > future_limit {
             return Err(Rejection::InFuture(name));
         }

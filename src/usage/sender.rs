@@ -3,8 +3,8 @@
 
 use super::metrics::{PushOutcome, UsageMetrics};
 use super::queue::{Queue, QueueError, Queued};
-use super::verdict::{classify, PushAnswer, PushFailure, Verdict};
 use super::record::WireRecord;
+use super::verdict::{classify, PushAnswer, PushFailure, Verdict};
 use crate::clock::Clock;
 use serde::Serialize;
 use std::future::Future;
@@ -83,17 +83,21 @@ impl Sender {
                 return;
             }
             if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
-                let before = self.clock.now_ms().saturating_sub(self.settings.retention.as_millis() as u64);
+                let before = self
+                    .clock
+                    .now_ms()
+                    .saturating_sub(self.settings.retention.as_millis() as u64);
                 if let Err(e) = self.blocking(move |q| q.purge(before)).await {
                     tracing::warn!(error = %e, "usage queue purge failed");
                 }
                 last_purge = Some(Instant::now());
             }
-            let batch = match self.blocking({
-                let limit = self.settings.batch_max_records;
-                move |q| q.peek(limit)
-            })
-            .await
+            let batch = match self
+                .blocking({
+                    let limit = self.settings.batch_max_records;
+                    move |q| q.peek(limit)
+                })
+                .await
             {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -156,7 +160,11 @@ impl Sender {
                         .await
                         .map_err(Halt::Queue)?;
                     self.metrics.sent.inc_by(records as u64);
-                    tracing::info!(records, latency_ms, "usage records acknowledged by KooGallery");
+                    tracing::info!(
+                        records,
+                        latency_ms,
+                        "usage records acknowledged by KooGallery"
+                    );
                     attempt = 0;
                 }
                 Verdict::TooMany { reason } | Verdict::RecordError { reason, .. }
@@ -237,8 +245,11 @@ impl Sender {
 
     async fn publish(&self) {
         if let Ok(snapshot) = self.blocking(|q| q.snapshot(0)).await {
-            self.metrics
-                .queue(snapshot.queued, snapshot.oldest_accepted_ms, self.clock.now_ms());
+            self.metrics.queue(
+                snapshot.queued,
+                snapshot.oldest_accepted_ms,
+                self.clock.now_ms(),
+            );
         }
     }
 

@@ -98,10 +98,7 @@ pub fn classify(outcome: &Result<PushAnswer, PushFailure>) -> Verdict {
 
 /// KooGallery's text, bounded and printable, safe for logs and the status output.
 fn clean(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 #[cfg(test)]
@@ -129,8 +126,14 @@ mod tests {
 
     #[test]
     fn internal_errors_server_errors_and_timeouts_are_retried() {
-        assert!(matches!(code_answer(500, "MKT.0999"), Verdict::Retry { .. }));
-        assert!(matches!(classify(&answer(502, "<html>")), Verdict::Retry { .. }));
+        assert!(matches!(
+            code_answer(500, "MKT.0999"),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&answer(502, "<html>")),
+            Verdict::Retry { .. }
+        ));
         assert!(matches!(classify(&answer(503, "")), Verdict::Retry { .. }));
         assert!(matches!(
             classify(&Err(PushFailure::Timeout)),
@@ -149,23 +152,37 @@ mod tests {
                 }
             );
         }
-        assert!(matches!(code_answer(500, "MKT.9003"), Verdict::TooMany { .. }));
+        assert!(matches!(
+            code_answer(500, "MKT.9003"),
+            Verdict::TooMany { .. }
+        ));
     }
 
     #[test]
     fn credential_and_signature_refusals_block_without_rejecting_records() {
-        for (status, code) in [(400, "MKT.0102"), (401, "MKT.0150"), (401, "MKT.0154"), (401, "APIGW.0301")] {
+        for (status, code) in [
+            (400, "MKT.0102"),
+            (401, "MKT.0150"),
+            (401, "MKT.0154"),
+            (401, "APIGW.0301"),
+        ] {
             assert!(
                 matches!(code_answer(status, code), Verdict::Blocked { .. }),
                 "{code}"
             );
         }
-        assert!(matches!(classify(&answer(403, "")), Verdict::Blocked { .. }));
+        assert!(matches!(
+            classify(&answer(403, "")),
+            Verdict::Blocked { .. }
+        ));
     }
 
     #[test]
     fn koogallery_text_is_bounded_and_printable() {
-        let long = format!(r#"{{"error_code":"MKT.9001","error_msg":"a\nb{}"}}"#, "x".repeat(500));
+        let long = format!(
+            r#"{{"error_code":"MKT.9001","error_msg":"a\nb{}"}}"#,
+            "x".repeat(500)
+        );
         let Verdict::RecordError { reason, .. } = classify(&answer(500, &long)) else {
             panic!()
         };

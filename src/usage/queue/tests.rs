@@ -23,7 +23,10 @@ fn accepted_records_survive_reopening_in_order() {
     drop(queue);
     let queue = Queue::open(dir.path()).unwrap();
     let peeked = queue.peek(10).unwrap();
-    let sns: Vec<_> = peeked.iter().map(|(_, q)| q.record.metering_sn.as_str()).collect();
+    let sns: Vec<_> = peeked
+        .iter()
+        .map(|(_, q)| q.record.metering_sn.as_str())
+        .collect();
     assert_eq!(sns, ["a", "b"]);
     assert_eq!(queue.snapshot(5).unwrap().oldest_accepted_ms, Some(1_000));
 }
@@ -34,7 +37,10 @@ fn a_metering_sn_is_queued_once_even_after_it_was_sent() {
     let queue = Queue::open(dir.path()).unwrap();
     let offers = queue.offer(&[record("a"), record("a")], 1, 10).unwrap();
     assert_eq!(offers[0], Offer::Accepted);
-    assert!(matches!(offers[1], Offer::Duplicate(SnState::Queued { .. })));
+    assert!(matches!(
+        offers[1],
+        Offer::Duplicate(SnState::Queued { .. })
+    ));
     let batch = queue.peek(10).unwrap();
     queue.mark_sent(&batch, 5).unwrap();
     let again = queue.offer(&[record("a")], 6, 10).unwrap();
@@ -51,7 +57,10 @@ fn a_full_queue_refuses_more() {
     assert_eq!(offers, vec![Offer::Accepted, Offer::Full]);
     // The refused one was not remembered: it can be offered again once there is room.
     queue.mark_sent(&queue.peek(1).unwrap(), 2).unwrap();
-    assert_eq!(queue.offer(&[record("b")], 3, 1).unwrap(), vec![Offer::Accepted]);
+    assert_eq!(
+        queue.offer(&[record("b")], 3, 1).unwrap(),
+        vec![Offer::Accepted]
+    );
 }
 
 #[test]
@@ -60,7 +69,9 @@ fn a_rejection_is_kept_with_its_code_and_reason() {
     let queue = Queue::open(dir.path()).unwrap();
     queue.offer(&[record("a"), record("b")], 1, 10).unwrap();
     let (seq, entry) = queue.peek(1).unwrap().remove(0);
-    queue.mark_rejected(seq, &entry, "MKT.9001", "instance not found", 7).unwrap();
+    queue
+        .mark_rejected(seq, &entry, "MKT.9001", "instance not found", 7)
+        .unwrap();
     drop(queue);
     let queue = Queue::open(dir.path()).unwrap();
     let snapshot = queue.snapshot(5).unwrap();
@@ -80,7 +91,10 @@ fn purge_forgets_old_outcomes_but_never_queued_records() {
     queue.offer(&[record("a"), record("b")], 1, 10).unwrap();
     queue.mark_sent(&queue.peek(1).unwrap(), 2).unwrap();
     queue.purge(100).unwrap();
-    assert_eq!(queue.offer(&[record("a"), record("b")], 101, 10).unwrap()[0], Offer::Accepted);
+    assert_eq!(
+        queue.offer(&[record("a"), record("b")], 101, 10).unwrap()[0],
+        Offer::Accepted
+    );
     assert!(matches!(
         queue.offer(&[record("b")], 101, 10).unwrap()[0],
         Offer::Duplicate(SnState::Queued { .. })

@@ -56,7 +56,12 @@ fn usage_values_are_canonical_decimals() {
         (json!(12345678.1234), "12345678.1234"),
         (json!(3), "3"),
     ] {
-        assert_eq!(validate(&with("usageValue", given), NOW_MS).unwrap().usage_value, sent);
+        assert_eq!(
+            validate(&with("usageValue", given), NOW_MS)
+                .unwrap()
+                .usage_value,
+            sent
+        );
     }
 }
 
@@ -90,9 +95,22 @@ fn bad_usage_values_are_rejected() {
 
 #[test]
 fn every_required_field_is_required() {
-    for field in ["instanceId", "meteringSn", "recordTime", "beginTime", "endTime", "usageValue"] {
-        assert_eq!(validate(&without(field), NOW_MS), Err(Rejection::Missing(field)));
-        assert_eq!(validate(&with(field, Value::Null), NOW_MS), Err(Rejection::Missing(field)));
+    for field in [
+        "instanceId",
+        "meteringSn",
+        "recordTime",
+        "beginTime",
+        "endTime",
+        "usageValue",
+    ] {
+        assert_eq!(
+            validate(&without(field), NOW_MS),
+            Err(Rejection::Missing(field))
+        );
+        assert_eq!(
+            validate(&with(field, Value::Null), NOW_MS),
+            Err(Rejection::Missing(field))
+        );
     }
 }
 
@@ -123,7 +141,12 @@ fn identifiers_are_bounded_printable_strings() {
 
 #[test]
 fn times_must_be_rfc3339_whole_seconds() {
-    for bad in ["20261202T020000Z", "2026-12-02 02:00:00", "2026-12-02T02:00:00.500Z", "2026-12-02T02:00:00"] {
+    for bad in [
+        "20261202T020000Z",
+        "2026-12-02 02:00:00",
+        "2026-12-02T02:00:00.500Z",
+        "2026-12-02T02:00:00",
+    ] {
         assert_eq!(
             validate(&with("beginTime", json!(bad)), NOW_MS),
             Err(Rejection::BadTime("beginTime")),

@@ -25,9 +25,7 @@ impl UsagePush for Scripted {
             };
             let (status, code) = match next {
                 Some(step) => step,
-                None if self
-                    .bad_sn
-                    .is_some_and(|bad| body_has(&value, bad)) => (500, "MKT.9001"),
+                None if self.bad_sn.is_some_and(|bad| body_has(&value, bad)) => (500, "MKT.9001"),
                 None => (200, "MKT.0000"),
             };
             Ok(PushAnswer {
@@ -126,7 +124,14 @@ async fn transient_failures_are_retried_until_success() {
     let metrics = run_until_empty(&queue, push.clone(), 10).await;
     assert_eq!(push.bodies.lock().unwrap().len(), 3);
     let snapshot = queue.snapshot(5).unwrap();
-    assert_eq!((snapshot.queued, snapshot.sent_total, snapshot.rejected_total), (0, 2, 0));
+    assert_eq!(
+        (
+            snapshot.queued,
+            snapshot.sent_total,
+            snapshot.rejected_total
+        ),
+        (0, 2, 0)
+    );
     assert_eq!(metrics.sent.get(), 2);
 }
 
@@ -134,7 +139,10 @@ async fn transient_failures_are_retried_until_success() {
 async fn a_refused_record_is_isolated_and_the_others_are_sent() {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(dir.path()).unwrap();
-    let records: Vec<_> = ["a", "b", "c", "d", "e"].iter().map(|s| record(s)).collect();
+    let records: Vec<_> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|s| record(s))
+        .collect();
     queue.offer(&records, 1, 10).unwrap();
     let push = Arc::new(Scripted {
         script: Mutex::default(),
@@ -150,7 +158,10 @@ async fn a_refused_record_is_isolated_and_the_others_are_sent() {
     // Every acknowledged record was acknowledged exactly once.
     let bodies = push.bodies.lock().unwrap();
     for sn in ["a", "b", "d", "e"] {
-        let acknowledged = bodies.iter().filter(|b| body_has(b, sn) && !body_has(b, "c")).count();
+        let acknowledged = bodies
+            .iter()
+            .filter(|b| body_has(b, sn) && !body_has(b, "c"))
+            .count();
         assert_eq!(acknowledged, 1, "{sn}");
     }
 }
