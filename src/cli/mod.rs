@@ -4,6 +4,7 @@ mod check;
 mod field;
 mod journal;
 mod key;
+mod mock_openapi;
 mod simulate;
 mod tools;
 mod usage;
@@ -47,6 +48,8 @@ enum Command {
     Encrypt(field::FieldArgs),
     /// Decrypt a sensitive field with a product's key and algorithm.
     Decrypt(field::FieldArgs),
+    /// Serve a mock KooGallery OpenAPI (order query, usage-data) that verifies both signatures, for tests.
+    MockOpenapi(mock_openapi::MockOpenApiArgs),
     /// The usage-records relay (pay-per-use products).
     #[command(subcommand)]
     Usage(usage::UsageCommand),
@@ -110,6 +113,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Verify(args) => tools::verify(args),
         Command::Encrypt(args) => field::encrypt(args),
         Command::Decrypt(args) => field::decrypt(args),
+        Command::MockOpenapi(args) => {
+            init_logging(LogFormat::Text, "warn");
+            mock_openapi::run(args).await
+        }
         Command::Usage(command) => usage::run(command).await,
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
