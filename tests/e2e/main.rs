@@ -17,4 +17,5 @@ mod robustness;
 mod simulate;
 mod tls;
 mod upstream_failures;
+mod usage;
 mod v1;

@@ -1,0 +1,53 @@
+//! The real binary: records accepted before a `kill -9` are all delivered after the restart, none twice.
+
+use super::*;
+use crate::support::process::{config, GatewayProcess};
+use crate::support::{Behaviour, TestCert, Upstream};
+use koogate::openapi::mock::Fault;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_queued_before_kill_9_are_delivered_after_restart_exactly_once() {
+    let upstream = Upstream::start(Behaviour::Answer(200, "{}".into())).await;
+    let cert = TestCert::new();
+    let mock = mock(cert.path()).await;
+    let text = format!(
+        "{}{}",
+        config(&upstream.url(), "backend = \"memory\"\ndata_dir = \"data\""),
+        tables(&mock, "listen = \"127.0.0.1:0\"\ndata_dir = \"usage-data\"")
+    );
+    let env = [("TEST_KOOGATE_KEY", KEY)];
+    // KooGallery is down: everything accepted stays queued.
+    mock.set_fault(Fault::InternalError, None);
+    let first = GatewayProcess::spawn(cert.path(), &text, &env);
+    let usage = first.usage.expect("the usage listener is logged");
+    let records: Vec<Value> = (0..300)
+        .map(|n| record(&format!("crash-{n:03}"), "inst-1"))
+        .collect();
+    let (status, answer) = post(usage, None, &json!({ "records": records })).await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(300)),
+        "{answer}"
+    );
+    until("a failed push", || mock.calls_to(USAGE_DATA_PATH) >= 1).await;
+    first.signal("-KILL");
+    let (code, _) = first.wait_with_logs();
+    assert_eq!(code, None, "killed by a signal");
+    assert!(acknowledged(&mock).is_empty());
+
+    mock.clear_fault();
+    let second = GatewayProcess::spawn(cert.path(), &text, &env);
+    until("every record after the restart", || {
+        acknowledged_sns(&mock).len() == 300
+    })
+    .await;
+    let counts = acknowledged_sns(&mock);
+    assert!(counts.values().all(|n| *n == 1), "a record was sent twice");
+    // A second restart sends nothing again.
+    second.terminate();
+    let pushes = mock.calls_to(USAGE_DATA_PATH);
+    let third = GatewayProcess::spawn(cert.path(), &text, &env);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.calls_to(USAGE_DATA_PATH), pushes);
+    drop(third);
+}
