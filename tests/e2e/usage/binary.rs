@@ -44,10 +44,43 @@ async fn records_queued_before_kill_9_are_delivered_after_restart_exactly_once()
     let counts = acknowledged_sns(&mock);
     assert!(counts.values().all(|n| *n == 1), "a record was sent twice");
     // A second restart sends nothing again.
+    until_settled(&second.usage.unwrap().to_string()).await;
     second.terminate();
+    // Stopped: `koogate usage status` reads the queue file.
+    let data_dir = cert.path().join("usage-data");
+    let offline = usage_status(&["--json", "--data-dir", data_dir.to_str().unwrap()]);
+    let offline: Value = serde_json::from_str(&offline).unwrap();
+    assert_eq!((offline["queued"].as_u64(), offline["sent"].as_u64()), (Some(0), Some(300)));
     let pushes = mock.calls_to(USAGE_DATA_PATH);
     let third = GatewayProcess::spawn(cert.path(), &text, &env);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mock.calls_to(USAGE_DATA_PATH), pushes);
+    // Running: it asks the listener.
+    let live = usage_status(&["--addr", &third.usage.unwrap().to_string()]);
+    assert!(live.contains("queued:   0") && live.contains("sent:     300"), "{live}");
     drop(third);
+}
+
+/// Runs `koogate usage status` with `args`; returns its standard output (it must succeed).
+fn usage_status(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args(["usage", "status"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Waits until `koogate usage status --addr` reports an empty queue.
+async fn until_settled(addr: &str) {
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = usage_status(&["--addr", addr]);
+        if text.contains("queued:   0") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the queue never emptied: {text}");
 }
