@@ -50,14 +50,20 @@ async fn records_queued_before_kill_9_are_delivered_after_restart_exactly_once()
     let data_dir = cert.path().join("usage-data");
     let offline = usage_status(&["--json", "--data-dir", data_dir.to_str().unwrap()]);
     let offline: Value = serde_json::from_str(&offline).unwrap();
-    assert_eq!((offline["queued"].as_u64(), offline["sent"].as_u64()), (Some(0), Some(300)));
+    assert_eq!(
+        (offline["queued"].as_u64(), offline["sent"].as_u64()),
+        (Some(0), Some(300))
+    );
     let pushes = mock.calls_to(USAGE_DATA_PATH);
     let third = GatewayProcess::spawn(cert.path(), &text, &env);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mock.calls_to(USAGE_DATA_PATH), pushes);
     // Running: it asks the listener.
     let live = usage_status(&["--addr", &third.usage.unwrap().to_string()]);
-    assert!(live.contains("queued:   0") && live.contains("sent:     300"), "{live}");
+    assert!(
+        live.contains("queued:   0") && live.contains("sent:     300"),
+        "{live}"
+    );
     drop(third);
 }
 
@@ -68,7 +74,11 @@ fn usage_status(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 

@@ -2,6 +2,7 @@
 //! real mock KooGallery OpenAPI (TLS, both signatures verified) and the tests check what the mock received.
 
 mod binary;
+mod contract;
 mod relay;
 
 use crate::support::client::{parse_raw_response, read_to_close};
