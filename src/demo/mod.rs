@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+pub mod usage;
 
 use crate::config::{Config, ProcessEnv};
 use crate::Listeners;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 
 /// The demo's access key. It is not a secret: it exists only so the demo can sign calls to itself.
 pub const DEMO_ACCESS_KEY: &str = "koogate-demo-access-key-not-a-secret";
-/// The demo's configuration; `{upstream}` is replaced by the demo app's address.
+/// The demo's configuration; `{upstream}` and `{openapi}` are replaced by the demo app's and mock OpenAPI's URLs.
 const DEMO_CONFIG: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.toml"));
 
 /// Options of `koogate demo`.
@@ -39,7 +40,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
 
     let app = app::DemoApp::start().await?;
-    let text = DEMO_CONFIG.replace("{upstream}", &format!("http://{}/koogallery", app.addr()));
+    let mock = usage::start_mock(&options.dir, DEMO_ACCESS_KEY).await?;
+    let text = DEMO_CONFIG
+        .replace("{upstream}", &format!("http://{}/koogallery", app.addr()))
+        .replace("{openapi}", &mock.base_url());
     let config = Config::from_toml(&text, &options.dir, &ProcessEnv)?;
     let listeners = Listeners {
         https: TcpListener::bind(options.listen)
@@ -47,10 +51,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", options.listen))?,
         plain_http: None,
         admin: TcpListener::bind("127.0.0.1:0").await?,
-        usage: None,
+        usage: Some(TcpListener::bind("127.0.0.1:0").await?),
     };
     let https = listeners.https.local_addr()?;
     let admin = listeners.admin.local_addr()?;
+    let usage_addr = listeners
+        .usage
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?
+        .context("the demo binds a usage listener")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gateway = tokio::spawn(crate::run(config, listeners, async {
         let _ = stopped.await;
@@ -64,6 +74,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     println!("  upstream {} (built-in demo app)", app.addr());
     println!("  metrics  http://{admin}/metrics");
+    println!("  usage    http://{usage_addr}/v1/usage (records for pay-per-use products)");
+    println!("  openapi  {} (mock KooGallery OpenAPI)", mock.base_url());
     println!(
         "  journal  koogate journal --data-dir {}\n",
         options.dir.join("data").display()
@@ -77,6 +89,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let mut outcome = client::run_demo_calls(&client, &url, &app).await;
     if outcome.is_ok() {
         outcome = run_simulate(&client, &url).await;
+    }
+    if outcome.is_ok() {
+        outcome = usage::send_record(usage_addr, &mock).await;
     }
 
     if options.serve && outcome.is_ok() {

@@ -94,3 +94,28 @@ async fn until_settled(addr: &str) {
     }
     panic!("the queue never emptied: {text}");
 }
+
+#[test]
+fn the_demo_shows_a_usage_record_acknowledged_by_the_mock_koogallery() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(r#""status":"accepted""#), "{stdout}");
+    assert!(
+        stdout.contains("mock KooGallery received {\"usage_records\":[{"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("answered MKT.0000 (acknowledged)"),
+        "{stdout}"
+    );
+}
