@@ -100,6 +100,21 @@ pub struct UsageConfig {
     pub retention: Duration,
 }
 
+impl UsageConfig {
+    /// Whether two (optional) tables configure the same relay, the token included.
+    pub fn same(a: Option<&UsageConfig>, b: Option<&UsageConfig>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                format!("{a:?}") == format!("{b:?}")
+                    && a.token.as_ref().map(BearerToken::expose)
+                        == b.token.as_ref().map(BearerToken::expose)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Validator<'_> {
     pub(super) fn usage(&mut self, raw: &RawConfig, usage: &RawUsage) -> UsageConfig {
         if raw.koogallery_api.is_none() {
