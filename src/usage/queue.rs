@@ -103,7 +103,11 @@ impl Queue {
     /// Opens (or creates) `dir/usage.redb`. redb locks the file: one process at a time.
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
         std::fs::create_dir_all(dir).map_err(store)?;
-        let db = Database::create(dir.join(FILE_NAME)).map_err(store)?;
+        Self::with_database(Database::create(dir.join(FILE_NAME)).map_err(store)?)
+    }
+
+    /// Uses an opened database (tests give it a storage layer that can lose unsynced writes).
+    fn with_database(db: Database) -> Result<Self, QueueError> {
         let txn = db.begin_write().map_err(store)?;
         txn.open_table(QUEUED).map_err(store)?;
         txn.open_table(SNS).map_err(store)?;

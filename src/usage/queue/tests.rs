@@ -100,3 +100,100 @@ fn purge_forgets_old_outcomes_but_never_queued_records() {
         Offer::Duplicate(SnState::Queued { .. })
     ));
 }
+
+/// A disk that keeps only what was synced: `write` lands in a page cache, `sync_data` makes it durable, and a
+/// crash throws the cache away (what a power loss does; `kill -9` would keep the cache).
+#[derive(Debug, Clone, Default)]
+struct LossyDisk {
+    durable: Arc<std::sync::Mutex<Vec<u8>>>,
+    cache: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl LossyDisk {
+    /// The disk as it is after a power loss: only the synced bytes.
+    fn after_crash(&self) -> LossyDisk {
+        let durable = self.durable.lock().unwrap().clone();
+        LossyDisk {
+            durable: Arc::new(std::sync::Mutex::new(durable.clone())),
+            cache: Arc::new(std::sync::Mutex::new(durable)),
+        }
+    }
+}
+
+impl redb::StorageBackend for LossyDisk {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        Ok(self.cache.lock().unwrap().len() as u64)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        let cache = self.cache.lock().unwrap();
+        let start = offset as usize;
+        let bytes = cache
+            .get(start..start + out.len())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        out.copy_from_slice(bytes);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.cache.lock().unwrap().resize(len as usize, 0);
+        Ok(())
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        *self.durable.lock().unwrap() = self.cache.lock().unwrap().clone();
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        let mut cache = self.cache.lock().unwrap();
+        let end = offset as usize + data.len();
+        if cache.len() < end {
+            cache.resize(end, 0);
+        }
+        cache[offset as usize..end].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn open_on(disk: &LossyDisk) -> Database {
+    Database::builder()
+        .create_with_backend(disk.clone())
+        .unwrap()
+}
+
+#[test]
+fn accepted_records_survive_a_power_loss_right_after_the_offer() {
+    let disk = LossyDisk::default();
+    let queue = Queue::with_database(open_on(&disk)).unwrap();
+    let offers = queue.offer(&[record("a"), record("b")], 1, 10).unwrap();
+    assert_eq!(offers, vec![Offer::Accepted, Offer::Accepted]);
+    let crashed = disk.after_crash();
+    drop(queue);
+    let queue = Queue::with_database(open_on(&crashed)).unwrap();
+    assert_eq!(queue.peek(10).unwrap().len(), 2);
+    assert!(matches!(
+        queue.offer(&[record("a")], 2, 10).unwrap()[0],
+        Offer::Duplicate(SnState::Queued { .. })
+    ));
+}
+
+#[test]
+fn the_lossy_disk_does_lose_what_was_not_synced() {
+    // The control for the test above: a commit without fsync is gone after the crash.
+    let disk = LossyDisk::default();
+    let queue = Queue::with_database(open_on(&disk)).unwrap();
+    let mut txn = queue.db.begin_write().unwrap();
+    txn.set_durability(redb::Durability::None).unwrap();
+    {
+        let mut table = txn.open_table(QUEUED).unwrap();
+        let entry = json(&Queued {
+            record: record("x"),
+            accepted_ms: 1,
+        })
+        .unwrap();
+        table.insert(7, entry.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    assert_eq!(queue.peek(10).unwrap().len(), 1);
+    let crashed = disk.after_crash();
+    drop(queue);
+    let queue = Queue::with_database(open_on(&crashed)).unwrap();
+    assert!(queue.peek(10).unwrap().is_empty());
+}
