@@ -324,3 +324,31 @@ async fn malformed_requests_are_refused_whole() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(mock.calls_to(USAGE_DATA_PATH), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_times_out_is_retried() {
+    // The API client gives up after koogallery_api.timeout_ms (2000 ms in these tests).
+    let (gw, mock, _up) = gateway("").await;
+    mock.set_fault(Fault::Slow { ms: 2_600 }, Some(1));
+    let started = Instant::now();
+    post(
+        gw.usage,
+        None,
+        &json!({"records": [record("sn-slow", "inst-1")]}),
+    )
+    .await;
+    let s = settled(gw.usage).await;
+    assert_eq!(
+        (s["sent"].as_u64(), s["rejected"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The mock records a call when it answers; the abandoned one never was.
+    assert_eq!(acknowledged_sns(&mock)["sn-slow"], 1);
+    let metrics = gw.metrics().await;
+    assert!(metric(&metrics, r#"koogate_usage_pushes_total{outcome="retry"}"#) >= 1.0);
+}
