@@ -27,8 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 OPERATIONS = ROOT / "docs" / "operations.md"
 METRICS_RS = ROOT / "src" / "metrics.rs"
-# Modules that register their own metrics families into the gateway's registry.
-MODULE_METRICS_RS = [ROOT / "src" / "usage" / "metrics.rs"]
 EXAMPLE_CONFIG = ROOT / "config" / "koogate.example.toml"
 ALERTS = DEPLOY / "prometheus" / "koogate-alerts.yaml"
 DASHBOARD = DEPLOY / "grafana" / "koogate-dashboard.json"
@@ -115,9 +113,9 @@ def host_of(listen):
 
 
 def known_metrics():
-    names = set(re.findall(r'"(koogate_[a-z0-9_]+)"', METRICS_RS.read_text(encoding="utf-8")))
-    for path in MODULE_METRICS_RS:
-        names |= set(re.findall(r'"(koogate_[a-z0-9_]+)"', path.read_text(encoding="utf-8")))
+    # src/metrics.rs and the per-module metrics it registers (src/<module>/metrics.rs).
+    files = [METRICS_RS, *sorted(ROOT.glob("src/*/metrics.rs"))]
+    names = {n for f in files for n in re.findall(r'"(koogate_[a-z0-9_]+)"', f.read_text(encoding="utf-8"))}
     if not names:
         fail(METRICS_RS, "no \"koogate_…\" metric name found; has the file moved?")
     return names | PENDING_METRICS

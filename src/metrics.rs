@@ -53,6 +53,8 @@ pub struct Metrics {
     /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
     pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
+    /// KooGallery OpenAPI calls (order lookups).
+    pub openapi: crate::openapi::metrics::OpenApiMetrics,
 }
 
 impl Metrics {
@@ -214,7 +216,9 @@ impl Metrics {
                 .collect(),
         };
 
+        let openapi = crate::openapi::metrics::OpenApiMetrics::register(&registry)?;
         Ok(Self {
+            openapi,
             calls,
             registry,
             requests,

@@ -5,6 +5,7 @@ mod field;
 mod journal;
 mod key;
 mod mock_openapi;
+mod order;
 mod simulate;
 mod tools;
 mod usage;
@@ -48,6 +49,8 @@ enum Command {
     Encrypt(field::FieldArgs),
     /// Decrypt a sensitive field with a product's key and algorithm.
     Decrypt(field::FieldArgs),
+    /// Look an order up in KooGallery's order query (signed with the IAM AK/SK) and print it normalised.
+    Order(order::OrderArgs),
     /// Serve a mock KooGallery OpenAPI (order query, usage-data) that verifies both signatures, for tests.
     MockOpenapi(mock_openapi::MockOpenApiArgs),
     /// The usage-records relay (pay-per-use products).
@@ -113,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Verify(args) => tools::verify(args),
         Command::Encrypt(args) => field::encrypt(args),
         Command::Decrypt(args) => field::decrypt(args),
+        Command::Order(args) => order::run(args).await,
         Command::MockOpenapi(args) => {
             init_logging(LogFormat::Text, "warn");
             mock_openapi::run(args).await

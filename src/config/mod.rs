@@ -16,6 +16,15 @@ pub mod usage_defaults {
     pub use super::usage::DEFAULT_USAGE_LISTEN;
 }
 
+/// The `[koogallery_api]` cache defaults as values, for a gateway started without the section.
+pub mod koogallery_api_defaults {
+    use std::time::Duration;
+    pub const ORDER_CACHE_MAX_ENTRIES: usize =
+        super::koogallery_api::DEFAULT_ORDER_CACHE_MAX_ENTRIES as usize;
+    pub const ORDER_CACHE_TTL: Duration =
+        Duration::from_secs(super::koogallery_api::DEFAULT_ORDER_CACHE_TTL_SECONDS);
+}
+
 use crate::protocol::Activity;
 use crate::secret::AccessKeys;
 use std::fmt;

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+mod openapi;
 pub mod usage;
 
 use crate::config::{Config, ProcessEnv};
@@ -14,7 +15,7 @@ use tokio::net::TcpListener;
 
 /// The demo's access key. It is not a secret: it exists only so the demo can sign calls to itself.
 pub const DEMO_ACCESS_KEY: &str = "koogate-demo-access-key-not-a-secret";
-/// The demo's configuration; `{upstream}` and `{openapi}` are replaced by the demo app's and mock OpenAPI's URLs.
+/// The demo's configuration; `{upstream}` is replaced by the demo app's address.
 const DEMO_CONFIG: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.toml"));
 
 /// Options of `koogate demo`.
@@ -40,10 +41,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
 
     let app = app::DemoApp::start().await?;
-    let mock = usage::start_mock(&options.dir, DEMO_ACCESS_KEY).await?;
-    let text = DEMO_CONFIG
-        .replace("{upstream}", &format!("http://{}/koogallery", app.addr()))
-        .replace("{openapi}", &mock.base_url());
+    // Kept alive for the whole demo: order lookups and the usage record (`usage::send_record`) go to it.
+    let (mock_openapi, api_table) = openapi::start(&options.dir, DEMO_ACCESS_KEY).await?;
+    let text = DEMO_CONFIG.replace("{upstream}", &format!("http://{}/koogallery", app.addr()))
+        + &api_table;
     let config = Config::from_toml(&text, &options.dir, &ProcessEnv)?;
     let listeners = Listeners {
         https: TcpListener::bind(options.listen)
@@ -73,9 +74,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         options.dir.display()
     );
     println!("  upstream {} (built-in demo app)", app.addr());
+    println!(
+        "  openapi  {} (mock KooGallery OpenAPI: order query, usage-data)",
+        mock_openapi.base_url()
+    );
     println!("  metrics  http://{admin}/metrics");
     println!("  usage    http://{usage_addr}/v1/usage (records for pay-per-use products)");
-    println!("  openapi  {} (mock KooGallery OpenAPI)", mock.base_url());
     println!(
         "  journal  koogate journal --data-dir {}\n",
         options.dir.join("data").display()
@@ -95,7 +99,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         outcome = run_simulate(&client, &url).await;
     }
     if outcome.is_ok() {
-        outcome = usage::send_record(usage_addr, &mock).await;
+        outcome = usage::send_record(usage_addr, &mock_openapi).await;
     }
 
     if options.serve && outcome.is_ok() {

@@ -1,8 +1,7 @@
 //! The demo's usage record: the demo app posts one record to koogate's usage listener, koogate signs and pushes it
-//! to a mock KooGallery OpenAPI (which verifies both signatures), and the demo waits for the acknowledgement.
+//! to the demo's mock KooGallery OpenAPI (which verifies both signatures), and the demo waits for the acknowledgement.
 
-use crate::clock::SystemClock;
-use crate::openapi::mock::{MockOpenApi, MockOptions, USAGE_DATA_PATH};
+use crate::openapi::mock::{MockOpenApi, USAGE_DATA_PATH};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -10,31 +9,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-
-/// The demo's IAM credentials; not secrets, they exist only between the demo and its mock.
-pub const DEMO_IAM_AK: &str = "KOOGATEDEMOAK";
-pub const DEMO_IAM_SK: &str = "koogate-demo-iam-secret-not-a-secret";
-
-/// Starts the mock OpenAPI and writes its CA and the demo IAM keys into `dir` for the demo configuration.
-pub async fn start_mock(dir: &Path, access_key: &str) -> anyhow::Result<MockOpenApi> {
-    let mock = MockOpenApi::start(
-        TcpListener::bind("127.0.0.1:0").await?,
-        MockOptions {
-            ak: DEMO_IAM_AK.to_owned(),
-            sk: DEMO_IAM_SK.as_bytes().to_vec(),
-            access_key: access_key.as_bytes().to_vec(),
-            clock: Arc::new(SystemClock),
-        },
-    )?;
-    std::fs::write(dir.join("openapi-ca.pem"), mock.ca_pem())?;
-    std::fs::write(dir.join("demo-iam-ak"), DEMO_IAM_AK)?;
-    std::fs::write(dir.join("demo-iam-sk"), DEMO_IAM_SK)?;
-    Ok(mock)
-}
 
 /// Posts one usage record as the app would and waits until the mock KooGallery acknowledged it.
 pub async fn send_record(usage: SocketAddr, mock: &MockOpenApi) -> anyhow::Result<()> {

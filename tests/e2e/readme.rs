@@ -142,7 +142,7 @@ impl MinimalApp {
             .port();
         assert!(code.contains("(\"127.0.0.1\", 3000)"), "{code}");
         let code = code.replace("(\"127.0.0.1\", 3000)", &format!("(\"127.0.0.1\", {port})"));
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args(["-c", &code])
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -153,6 +153,8 @@ impl MinimalApp {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the minimal app did not start");
     }
 }

@@ -22,10 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 /// The gateway refuses `X-Sdk-Date` values further than this from its clock (`koogallery-openapi.md` section 2).
 pub const SDK_DATE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Path of the order query.
-pub const ORDER_QUERY_PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
-/// Path of the usage push.
-pub const USAGE_DATA_PATH: &str = "/api/mkp-openapi-public/global/v1/isv/usage-data";
+pub use super::{ORDER_QUERY_PATH, USAGE_DATA_PATH};
 
 /// The credentials the mock accepts.
 #[derive(Clone)]
