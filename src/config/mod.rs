@@ -6,6 +6,7 @@ mod koogallery_api;
 mod raw;
 mod usage;
 mod validate;
+mod validate_keys;
 mod validate_sections;
 
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
@@ -111,6 +112,8 @@ pub struct UpstreamConfig {
     pub route_of: [usize; Activity::ALL.len()],
     /// Where debugging calls (`testFlag=1`) go.
     pub test_calls: TestCalls,
+    /// Signs every upstream request when set.
+    pub signature_key: Option<crate::proxy::upstream_auth::UpstreamSigningKey>,
 }
 
 /// What KooGallery's debugging calls and lifecycle probes (`testFlag=1`) reach.
@@ -146,6 +149,8 @@ pub struct RouteConfig {
     pub url: http::Uri,
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for mTLS to an https:// upstream.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -142,19 +142,19 @@ impl MinimalApp {
             .port();
         assert!(code.contains("(\"127.0.0.1\", 3000)"), "{code}");
         let code = code.replace("(\"127.0.0.1\", 3000)", &format!("(\"127.0.0.1\", {port})"));
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .args(["-c", &code])
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 is installed");
+        // Owned by the guard from here, so the child is killed and waited for on every path.
+        let app = Self { child, port };
         for _ in 0..250 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
+                return app;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let _ = child.kill();
-        let _ = child.wait();
         panic!("the minimal app did not start");
     }
 }
