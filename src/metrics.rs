@@ -53,10 +53,10 @@ pub struct Metrics {
     /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
     pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
-    /// KooGallery OpenAPI calls (order lookups).
-    pub openapi: crate::openapi::metrics::OpenApiMetrics,
     /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
     pub v2_signature_forms: IntCounterVec,
+    /// KooGallery OpenAPI calls (order lookups).
+    pub openapi: crate::openapi::metrics::OpenApiMetrics,
 }
 
 impl Metrics {

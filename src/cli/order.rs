@@ -52,10 +52,7 @@ async fn query(
             &[],
         )
         .await
-        .map_err(|e| match e {
-            crate::openapi::client::ClientError::Timeout => LookupFailure::Timeout,
-            other => LookupFailure::Unreachable(other),
-        })?;
+        .map_err(LookupFailure::from_client)?;
     classify(answer.status, &answer.body, line)
 }
 

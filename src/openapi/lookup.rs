@@ -50,6 +50,18 @@ pub enum LookupFailure {
 }
 
 impl LookupFailure {
+    /// A call that produced no usable HTTP answer: a timeout, or an unreadable (or oversized) answer, or no
+    /// connection at all.
+    pub fn from_client(error: ClientError) -> Self {
+        match error {
+            ClientError::Timeout => LookupFailure::Timeout,
+            ClientError::Body | ClientError::TooLarge => LookupFailure::InvalidAnswer,
+            other @ (ClientError::Unreachable(_) | ClientError::Request) => {
+                LookupFailure::Unreachable(other)
+            }
+        }
+    }
+
     /// A bounded reason: the `outcome` metric label, the log field and `orderLookup.reason`.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -177,10 +189,7 @@ impl OrderLookup {
             .client
             .send_signed(Method::GET, ORDER_QUERY_PATH, &query, Bytes::new(), &[])
             .await
-            .map_err(|e| match e {
-                ClientError::Timeout => LookupFailure::Timeout,
-                other => LookupFailure::Unreachable(other),
-            })?;
+            .map_err(LookupFailure::from_client)?;
         let order = classify(answer.status, &answer.body, line)?;
         Ok((order, answer.body))
     }
