@@ -325,6 +325,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for metrics families kept by their own module (the usage relay's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -24,4 +24,5 @@ mod simulate;
 mod tls;
 mod upstream_auth;
 mod upstream_failures;
+mod usage;
 mod v1;
