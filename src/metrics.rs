@@ -40,6 +40,10 @@ pub struct Metrics {
     pub tls_handshakes: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
     pub replay_cache_entries: IntGauge,
+    /// Idempotency records indexed (capped by `store.max_records`).
+    pub store_records: IntGauge,
+    /// 1 while the store takes commits, 0 after a failed or timed-out one until it recovers.
+    pub store_healthy: IntGauge,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
     pub handshake_duration: Histogram,
@@ -162,6 +166,14 @@ impl Metrics {
             "koogate_replay_cache_entries",
             "Nonces remembered for replay protection",
         )?;
+        let store_records = IntGauge::new(
+            "koogate_store_records",
+            "Idempotency records held by the store (capped by store.max_records)",
+        )?;
+        let store_healthy = IntGauge::new(
+            "koogate_store_healthy",
+            "1 while the state store takes commits, 0 after a failed or timed-out one until it recovers",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("koogate_build_info", "Always 1; labels describe the build"),
             &["version"],
@@ -183,7 +195,14 @@ impl Metrics {
         for h in [&request_duration, &upstream_duration] {
             registry.register(Box::new(h.clone()))?;
         }
-        for g in [&in_flight, &connections_open, &replay_cache_entries, &ready] {
+        for g in [
+            &in_flight,
+            &connections_open,
+            &replay_cache_entries,
+            &store_records,
+            &store_healthy,
+            &ready,
+        ] {
             registry.register(Box::new(g.clone()))?;
         }
         registry.register(Box::new(handshake_duration.clone()))?;
@@ -227,6 +246,8 @@ impl Metrics {
             tls_handshakes,
             tls_handshake_failures,
             replay_cache_entries,
+            store_records,
+            store_healthy,
             build_info,
             ready,
             handshake_duration,

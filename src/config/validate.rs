@@ -157,7 +157,7 @@ impl Validator<'_> {
         Duration::from_millis(ms)
     }
 
-    fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
+    pub(super) fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
         if value < min || value > max {
             self.issues
                 .push(issue(path, format!("{value} is outside {min}..={max}")));

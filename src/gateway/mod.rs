@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use single_flight::{KeyGuard, KeyLocks};
 use std::sync::Arc;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 /// Everything the request path needs: one snapshot of the configuration (keys, routes, limits, certificate)
 /// plus the state that outlives reloads (store, in-flight keys, metrics). A reload builds a new `Gateway` with
@@ -37,8 +38,17 @@ pub struct Gateway {
     upstreams: Upstreams,
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
+    /// Every call's task, shared across reloads, so shutdown waits for calls whose client went away.
+    tasks: TaskTracker,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+}
+
+/// What outlives a reload: the store, the in-flight keys and the call tasks.
+struct Shared {
+    store: Arc<StateStore>,
+    locks: Arc<KeyLocks>,
+    tasks: TaskTracker,
 }
 
 /// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
@@ -73,29 +83,34 @@ impl Gateway {
             kind: config.store.kind.clone(),
             retention: config.store.retention,
             replay_cache_max_entries: config.verify.replay_cache_max_entries,
+            max_records: config.store.max_records,
+            commit_timeout: config.store.commit_timeout,
             sealer: config.store.sealer.clone(),
         };
-        let store = StateStore::open(settings, &metrics, clock.now_ms())
+        let store = StateStore::open(settings, &metrics, clock.clone())
             .context("cannot open the state store")?;
-        Self::build(config, Arc::new(store), Arc::default(), metrics, clock)
+        let shared = Shared {
+            store: Arc::new(store),
+            locks: Arc::default(),
+            tasks: TaskTracker::new(),
+        };
+        Self::build(config, shared, metrics, clock)
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
     /// caller keeps this one) if the certificate, key or upstream settings do not load.
     pub fn reloaded(&self, config: Arc<Config>) -> anyhow::Result<Self> {
-        Self::build(
-            config,
-            self.store.clone(),
-            self.locks.clone(),
-            self.metrics.clone(),
-            self.clock.clone(),
-        )
+        let shared = Shared {
+            store: self.store.clone(),
+            locks: self.locks.clone(),
+            tasks: self.tasks.clone(),
+        };
+        Self::build(config, shared, self.metrics.clone(), self.clock.clone())
     }
 
     fn build(
         config: Arc<Config>,
-        store: Arc<StateStore>,
-        locks: Arc<KeyLocks>,
+        shared: Shared,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
@@ -108,8 +123,9 @@ impl Gateway {
             config,
             tls,
             upstreams,
-            store,
-            locks,
+            store: shared.store,
+            locks: shared.locks,
+            tasks: shared.tasks,
             metrics,
             clock,
         })
@@ -134,9 +150,14 @@ impl Gateway {
         self.tls.clone()
     }
 
-    /// The shared store's health (Redis), for readiness.
-    pub fn store_health(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+    /// The store's health, for readiness.
+    pub fn store_health(&self) -> crate::state::Health {
         self.store.health()
+    }
+
+    /// The tracker of every call's task: shutdown closes it and waits (within the grace period).
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -150,7 +171,8 @@ impl Gateway {
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let config = self.config.clone();
-        match tokio::spawn(async move { self.answer(request).await }).await {
+        let tasks = self.tasks.clone();
+        match tasks.spawn(async move { self.answer(request).await }).await {
             Ok(response) => response,
             Err(_) => {
                 // Only a bug can get here (the task panicked); still answer KooGallery properly.
@@ -190,7 +212,7 @@ impl Gateway {
                 record: ctx.record.take(),
                 entry,
             };
-            let committed = self.store.commit(commit).await;
+            let committed = self.store.commit(commit, self.clock.now_ms()).await;
             let result = if committed.is_ok() {
                 "success"
             } else {
@@ -315,7 +337,8 @@ impl Gateway {
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;
-        if let (true, Some((id, fingerprint))) = (response.result_code.is_accepted(), idempotency) {
+        // Only a final answer is recorded: `000004` (still provisioning) must let the next retry reach the app.
+        if let (true, Some((id, fingerprint))) = (response.result_code.is_final_success(), idempotency) {
             let record = Record {
                 activity: call.activity.name().to_owned(),
                 fingerprint,

@@ -7,7 +7,8 @@ use serde_json::json;
 /// The idempotency key of a state-changing call and its fingerprint, or `None` for `queryInstance`.
 ///
 /// The key is a JSON array of its parts (absent parts are `null`), so no value can make two different operations
-/// look the same, whatever characters ids contain. A recorded answer is replayed only when the fingerprint matches
+/// look the same, whatever characters ids contain. The generation is part of the key: a V1 `newInstance` and a
+/// V2 one without `orderLineId` for the same order id are different operations. A recorded answer is replayed only when the fingerprint matches
 /// too: a status change keyed by instance replays `FREEZE` after `FREEZE` (a retry) but forwards `FREEZE` after
 /// `UNFREEZE` (a new operation). Debugging calls (`testFlag`) live in their own namespace.
 pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
@@ -35,7 +36,7 @@ pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
     };
     let namespace = if call.test_flag { "test" } else { "real" };
     Some((
-        json!([namespace, parts]).to_string(),
+        json!([namespace, call.generation.name(), parts]).to_string(),
         fingerprint.unwrap_or_default(),
     ))
 }
