@@ -94,6 +94,16 @@ mod tests {
     }
 
     #[test]
+    fn v1_and_v2_new_instance_without_an_order_line_do_not_share_a_key() {
+        let v2 = call(Activity::NewInstance, Some("O"), None, None);
+        let v1 = UpstreamRequest {
+            generation: Generation::V1,
+            ..v2.clone()
+        };
+        assert_ne!(key(&v1), key(&v2));
+    }
+
+    #[test]
     fn retries_share_a_key_and_debugging_calls_have_their_own() {
         let first = call(Activity::NewInstance, Some("O"), Some("O-1"), None);
         assert_eq!(

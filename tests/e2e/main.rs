@@ -15,6 +15,7 @@ mod python_app;
 mod redis;
 mod robustness;
 mod simulate;
+mod store;
 mod tls;
 mod upstream_failures;
 mod v1;
