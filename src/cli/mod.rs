@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(
     name = "koogate",
-    version,
+    version = env!("KOOGATE_LONG_VERSION"),
     about = "KooGallery SaaS gateway: TLS, signatures and normalised JSON for your app"
 )]
 pub struct Cli {
@@ -114,9 +114,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     }
 }
 
+/// Whether to colour output on `stream`: a terminal, and no `NO_COLOR` (<https://no-color.org>) set.
+pub(crate) fn colour(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = colour(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

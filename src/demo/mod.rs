@@ -67,8 +67,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "  journal  koogate journal --data-dir {}\n",
         options.dir.join("data").display()
     );
+    let trust = crate::simulate::client::Trust {
+        extra_ca_pem: Some(cert_pem),
+        ..Default::default()
+    };
     let client = crate::simulate::client::KooClient::new(
-        Some(&cert_pem),
+        &trust,
         DEMO_ACCESS_KEY.as_bytes(),
         std::time::Duration::from_secs(5),
     )?;
@@ -104,11 +108,14 @@ async fn run_simulate(
             if v1 { " --v1" } else { "" }
         );
         let cases = crate::simulate::case::builtin(v1)?;
-        let report = crate::simulate::run(client, url, &cases, &field_key, !v1).await;
-        print!(
-            "{}",
-            report.table(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        );
+        let options = crate::simulate::RunOptions {
+            field_key: &field_key,
+            probes: !v1,
+            fresh_order_ids: true,
+            instance_id: None,
+        };
+        let report = crate::simulate::run(client, url, &cases, &options, &mut |_| {}).await;
+        print!("{}", report.table(crate::cli::colour(&std::io::stdout())));
         failed += report.failed;
     }
     anyhow::ensure!(failed == 0, "{failed} simulate case(s) failed");

@@ -181,7 +181,7 @@ impl Gateway {
                     KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
                 let signature =
                     body_sign::header_value(config.keys.get(config.keys.primary()).expose(), &body);
-                signed_response(body, signature, "")
+                signed_response(body, signature, "", false)
             }
         }
     }
@@ -274,7 +274,7 @@ impl Gateway {
                     reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
-        signed_response(body, signature, &request_id)
+        signed_response(body, signature, &request_id, from_record)
     }
 
     /// verify → replay check → normalise (decrypting) → idempotency lookup → forward (deadline) → build answer.
@@ -352,7 +352,14 @@ impl Gateway {
     }
 }
 
-fn signed_response(body: Vec<u8>, signature: String, request_id: &str) -> Response<Full<Bytes>> {
+/// The answer KooGallery gets. `from_record` adds `X-Koogate-From-Record: true` (an answer replayed from the
+/// idempotency record, the app not asked), which `koogate simulate` shows.
+fn signed_response(
+    body: Vec<u8>,
+    signature: String,
+    request_id: &str,
+    from_record: bool,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -365,6 +372,12 @@ fn signed_response(body: Vec<u8>, signature: String, request_id: &str) -> Respon
     }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID_HEADER, value);
+    }
+    if from_record {
+        headers.insert(
+            crate::simulate::client::FROM_RECORD_HEADER,
+            HeaderValue::from_static("true"),
+        );
     }
     response
 }

@@ -167,10 +167,36 @@ fn fill_text(text: &str, ctx: &Context<'_>) -> Result<String, String> {
         let id = ctx
             .instance_id
             .as_deref()
-            .ok_or("needs {instanceId}, but no earlier newInstance case remembered one")?;
+            .ok_or(
+                "needs {instanceId}: no newInstance case of this run answered one (it failed above, or was not \
+                 run); pass --instance-id ID to use an existing instance",
+            )?;
         out = out.replace("{instanceId}", id);
     }
     Ok(out)
+}
+
+/// Makes the order ids of `call` unique to a run: `orderId` X becomes `X-TAG`, and an `orderLineId` `X-000001`
+/// becomes `X-TAG-000001` (still the order's id followed by the line number), at any depth (the EU form nests them).
+pub fn fresh_order_ids(call: &mut Value, tag: &str) {
+    match call {
+        Value::Object(map) => {
+            for (name, value) in map.iter_mut() {
+                match (name.as_str(), value) {
+                    ("orderId", Value::String(id)) => *id = format!("{id}-{tag}"),
+                    ("orderLineId", Value::String(line)) => {
+                        *line = match line.rsplit_once('-') {
+                            Some((order, number)) => format!("{order}-{tag}-{number}"),
+                            None => format!("{line}-{tag}"),
+                        }
+                    }
+                    (_, value) => fresh_order_ids(value, tag),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| fresh_order_ids(v, tag)),
+        _ => {}
+    }
 }
 
 /// A random (version 4) UUID, as KooGallery's `businessId`.
@@ -187,4 +213,20 @@ fn uuid() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_order_ids_keep_the_line_under_its_order() {
+        let mut call = serde_json::json!({"orderId":"MOCKPERIODYEARNEW","orderLineId":"MOCKPERIODYEARNEW-000001",
+            "orderInfo":[{"orderId":"EU1","orderLineId":"EU1-000002"}],"businessId":"b"});
+        fresh_order_ids(&mut call, "AB12");
+        assert_eq!(call["orderId"], "MOCKPERIODYEARNEW-AB12");
+        assert_eq!(call["orderLineId"], "MOCKPERIODYEARNEW-AB12-000001");
+        assert_eq!(call["orderInfo"][0]["orderLineId"], "EU1-AB12-000002");
+        assert_eq!(call["businessId"], "b");
+    }
 }

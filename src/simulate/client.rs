@@ -14,6 +14,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The response header in which koogate says that an answer was replayed from its idempotency record.
+pub const FROM_RECORD_HEADER: &str = "x-koogate-from-record";
+
 /// An answer as received.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -21,6 +24,39 @@ pub struct Answer {
     pub body_sign: Option<String>,
     pub body: Bytes,
     pub elapsed: Duration,
+    /// The target's request id (`X-Request-Id`), to find the call in its logs.
+    pub request_id: Option<String>,
+    /// koogate answered from its record of an earlier call (the app was not asked).
+    pub from_record: bool,
+}
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The target cannot be reached at all (connection refused, TLS, DNS): every other case would fail the same
+    /// way, so a run stops at the first one.
+    Transport(String),
+    /// This call got no (complete) answer in time.
+    Failed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Transport(reason) | CallError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// How the client decides whether to trust the target's certificate.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Extra CA certificates (PEM) trusted besides the public web PKI: a test CA, or a self-signed certificate.
+    pub extra_ca_pem: Option<String>,
+    /// Accept any certificate (local tests only; shown in the report).
+    pub insecure: bool,
+    /// Allow `http://` targets (a `[plain_http]` listener behind a TLS-terminating load balancer).
+    pub plain: bool,
 }
 
 impl Answer {
@@ -50,42 +86,57 @@ pub struct KooClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     key: Vec<u8>,
     timeout: Duration,
+    insecure: bool,
 }
 
 impl KooClient {
-    pub fn new(extra_ca_pem: Option<&str>, key: &[u8], timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(trust: &Trust, key: &[u8], timeout: Duration) -> anyhow::Result<Self> {
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        if let Some(pem) = extra_ca_pem {
+        if let Some(pem) = &trust.extra_ca_pem {
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
                 roots.add(cert?)?;
             }
         }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         // KooGallery requires TLS 1.2 or newer; so does this client, so a TLS 1.1-only server fails here too.
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let tls = if trust.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth()
+        } else {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = HttpsConnectorBuilder::new().with_tls_config(tls);
+        let connector = if trust.plain {
+            connector.https_or_http()
+        } else {
+            connector.https_only()
+        }
+        .enable_http1()
+        .wrap_connector(http);
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             key: key.to_vec(),
             timeout,
+            insecure: trust.insecure,
         })
     }
 
     pub fn key(&self) -> &[u8] {
         &self.key
+    }
+
+    /// Whether certificates go unchecked (`--insecure`).
+    pub fn insecure(&self) -> bool {
+        self.insecure
     }
 
     /// Signs `body` with a fresh nonce and the current time, as KooGallery would.
@@ -98,19 +149,19 @@ impl KooClient {
     }
 
     /// POSTs a signed V2 call.
-    pub async fn send_v2(&self, url: &str, call: &SignedV2) -> Result<Answer, String> {
+    pub async fn send_v2(&self, url: &str, call: &SignedV2) -> Result<Answer, CallError> {
         let separator = if url.contains('?') { '&' } else { '?' };
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("{url}{separator}{}", call.query))
             .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
             .body(Full::new(Bytes::from(call.body.clone())))
-            .map_err(|e| format!("cannot build the request: {e}"))?;
+            .map_err(|e| CallError::Transport(format!("cannot build the request: {e}")))?;
         self.send(request).await
     }
 
     /// Signs and POSTs `body` (V2).
-    pub async fn call(&self, url: &str, body: &str) -> Result<Answer, String> {
+    pub async fn call(&self, url: &str, body: &str) -> Result<Answer, CallError> {
         self.send_v2(url, &self.sign_v2(body.as_bytes())).await
     }
 
@@ -120,7 +171,7 @@ impl KooClient {
         url: &str,
         body: &str,
         key: &[u8],
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, CallError> {
         let nonce = hex::encode(rand::random::<[u8; 16]>()).to_uppercase();
         let call = SignedV2 {
             query: v2::signed_query(key, &nonce, now_ms(), body.as_bytes()),
@@ -130,7 +181,11 @@ impl KooClient {
     }
 
     /// A V1 call: `GET` with the parameters and a `timeStamp` of now, signed into `authToken`.
-    pub async fn call_v1(&self, url: &str, params: &[(String, String)]) -> Result<Answer, String> {
+    pub async fn call_v1(
+        &self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Result<Answer, CallError> {
         let time_stamp = timefmt::koogallery(time::OffsetDateTime::now_utc(), true);
         let mut sorted: Vec<(String, String)> = params
             .iter()
@@ -156,11 +211,11 @@ impl KooClient {
             .method(Method::GET)
             .uri(format!("{url}{separator}{}", query.join("&")))
             .body(Full::new(Bytes::new()))
-            .map_err(|e| format!("cannot build the request: {e}"))?;
+            .map_err(|e| CallError::Transport(format!("cannot build the request: {e}")))?;
         self.send(request).await
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Answer, CallError> {
         let started = Instant::now();
         let exchange = async {
             let response = self
@@ -169,36 +224,45 @@ impl KooClient {
                 .await
                 .map_err(describe_transport_error)?;
             let status = response.status().as_u16();
-            let body_sign = response
-                .headers()
-                .get(body_sign::HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let body_sign = header(body_sign::HEADER);
+            let request_id = header("x-request-id");
+            let from_record = header(FROM_RECORD_HEADER).is_some_and(|v| v == "true");
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| format!("the answer body broke off: {e}"))?
+                .map_err(|e| CallError::Failed(format!("the answer body broke off: {e}")))?
                 .to_bytes();
             Ok(Answer {
                 status,
                 body_sign,
                 body,
                 elapsed: started.elapsed(),
+                request_id,
+                from_record,
             })
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
+            Err(_) => Err(CallError::Failed(format!(
                 "no answer within {} ms (KooGallery gives up after 5000 ms)",
                 self.timeout.as_millis()
-            )),
+            ))),
         }
     }
 }
 
-/// Names the likely cause of a transport failure, with what to do next.
-fn describe_transport_error(e: hyper_util::client::legacy::Error) -> String {
+/// Names the likely cause of a transport failure, with what to do next. A failure before any byte of the answer
+/// (connect, TLS) is a [`CallError::Transport`]; one after the request was sent only fails this call.
+fn describe_transport_error(e: hyper_util::client::legacy::Error) -> CallError {
+    let connect = e.is_connect();
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -206,17 +270,84 @@ fn describe_transport_error(e: hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     let lower = detail.to_lowercase();
-    if lower.contains("protocolversion")
+    let reason = if lower.contains("protocolversion")
         || lower.contains("protocol_version")
         || lower.contains("peer is incompatible")
     {
         format!("TLS handshake failed: the server does not offer TLS 1.2 or newer, which KooGallery requires ({detail})")
+    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        format!(
+            "TLS certificate is not valid for the URL's host name: KooGallery checks that the certificate names the \
+             domain of the production URL; call the domain the certificate was issued for ({detail})"
+        )
     } else if lower.contains("certificate") || lower.contains("unknownissuer") {
-        format!("TLS certificate not trusted: use a CA-issued certificate for the domain, or --ca FILE for a test CA ({detail})")
+        format!(
+            "TLS certificate not trusted: KooGallery trusts certificates issued by a public CA for the URL's domain. \
+             For a test certificate pass --ca FILE with the CA certificate that issued it (the CA, not the server's \
+             leaf — or the self-signed certificate itself when there is no CA), or --insecure for local tests only \
+             ({detail})"
+        )
     } else if lower.contains("connection refused") {
         format!("connection refused: is the server listening on that host and port? ({detail})")
+    } else if lower.contains("invalid uri scheme") || lower.contains("scheme") {
+        format!("KooGallery only calls https:// URLs ({detail})")
     } else {
         format!("request failed: {detail}")
+    };
+    if connect {
+        CallError::Transport(reason)
+    } else {
+        CallError::Failed(reason)
+    }
+}
+
+/// `--insecure`: any certificate is accepted (the handshake signature is still checked, so the connection is
+/// encrypted to whoever holds the presented key — there is just no proof who that is).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -9,6 +9,19 @@ use crate::protocol::ResultCode;
 use serde_json::Value;
 use std::time::Duration;
 
+/// What a refused signature most likely means, with what to do.
+pub const AUTHENTICATION_FAILED: &str = "authentication failed (000001): the target refused the call's signature — \
+    the access key given to simulate (--key-env/--key-file) differs from the target's, or the target's clock is more \
+    than 60 s off (V1: 24 h)";
+
+fn result_code_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("resultCode")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// KooGallery gives up after this long.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -27,8 +40,14 @@ pub fn generic(answer: &Answer, key: &[u8]) -> Result<Value, String> {
             answer.status
         ));
     }
+    // A refused signature is the likeliest cause of everything below: the target's Body-Sign is then also made with
+    // a key other than the one given to simulate. Say that first.
+    let signed_ok = answer.signature_valid(key);
+    if !signed_ok && result_code_of(&answer.body).as_deref() == Some("000001") {
+        return Err(AUTHENTICATION_FAILED.into());
+    }
     let Some(header) = answer.body_sign.as_deref() else {
-        return Err("http header->bodySign is empty: every answer needs a Body-Sign header (protocol section 4)".into());
+        return Err("http header->bodySign is empty: every answer needs a Body-Sign header (docs/koogallery-protocol.md, Body-Sign)".into());
     };
     let expected = body_sign::header_value(key, &answer.body);
     match body_sign::parse_header(header) {
@@ -37,7 +56,7 @@ pub fn generic(answer: &Answer, key: &[u8]) -> Result<Value, String> {
                 "Body-Sign is malformed: expected the form {expected}, got {header}"
             ));
         }
-        Some(got) if got != body_sign::signature(key, &answer.body) => {
+        Some(_) if !signed_ok => {
             return Err(format!(
                 "Body-Sign does not match the body: expected {expected}, got {header} (was the body changed after \
                  signing — pretty printing, compression, a proxy — or signed with another key?)"
@@ -72,6 +91,9 @@ pub fn expected(
     key: &[u8],
 ) -> Result<(), String> {
     let code = body["resultCode"].as_str().unwrap_or_default();
+    if code == "000001" && !expect.result_codes.iter().any(|c| c == code) {
+        return Err(AUTHENTICATION_FAILED.into());
+    }
     if !expect.result_codes.iter().any(|c| c == code) {
         let meaning = ResultCode::parse(code).map_or("", |c| c.default_message());
         return Err(format!(

@@ -963,3 +963,25 @@ url = "http://127.0.0.1:{closed_port}/staging"
     std::io::Read::read_to_end(&mut accepted, &mut sent).unwrap();
     assert!(sent.is_empty(), "{sent:?}");
 }
+
+#[test]
+fn version_names_the_release_and_the_git_commit() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        text.trim(),
+        format!("koogate {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}

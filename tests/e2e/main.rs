@@ -12,6 +12,7 @@ mod idempotency;
 mod lifecycle;
 mod operations;
 mod python_app;
+mod readme;
 mod redis;
 mod robustness;
 mod simulate;

@@ -14,10 +14,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs `koogate simulate --json` and returns (exit success, report).
+/// Runs `koogate simulate --json --ca CA` and returns (exit success, report).
 async fn simulate(url: &str, ca: &Path, extra: &[&str]) -> (bool, Value) {
-    let (url, ca) = (url.to_owned(), ca.to_owned());
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let mut args = vec!["--ca".to_owned(), ca.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    simulate_with(url, KEY, args).await
+}
+
+/// Runs `koogate simulate --json --url URL` with `key` and `args`; returns (exit success, report).
+async fn simulate_with(url: &str, key: &str, args: Vec<String>) -> (bool, Value) {
+    let (url, key) = (url.to_owned(), key.to_owned());
     tokio::task::spawn_blocking(move || {
         let output = Command::new(env!("CARGO_BIN_EXE_koogate"))
             .args([
@@ -27,11 +33,9 @@ async fn simulate(url: &str, ca: &Path, extra: &[&str]) -> (bool, Value) {
                 &url,
                 "--key-env",
                 "SIMULATE_KEY",
-                "--ca",
             ])
-            .arg(&ca)
-            .args(&extra)
-            .env("SIMULATE_KEY", KEY)
+            .args(&args)
+            .env("SIMULATE_KEY", key)
             .output()
             .unwrap();
         let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
@@ -87,6 +91,8 @@ enum Broken {
     Slow,
     NoFrontEndUrl,
     Http500,
+    /// Accepts every call, forged or replayed.
+    NoVerification,
 }
 
 /// A TLS server that answers KooGallery calls like an app, except for one flaw.
@@ -141,7 +147,8 @@ async fn answer(
     let replay = !SEEN.lock().unwrap().iter().all(|q| q != &query) || !query.contains("signature=");
     SEEN.lock().unwrap().push(query.clone());
     let sig_ok = signature_ok(&query, &body);
-    let reply = if replay || !sig_ok {
+    let refuse = !matches!(flaw, Broken::NoVerification) && (replay || !sig_ok);
+    let reply = if refuse {
         json!({"resultCode":"000001","resultMsg":"authentication failed"})
     } else {
         match call["activity"].as_str() {
@@ -284,4 +291,251 @@ async fn simulate_refuses_a_tls_1_1_only_server() {
     assert!(!ok);
     let found = failures(&report);
     assert!(found.iter().any(|f| f.contains("TLS 1.2")), "{found:#?}");
+}
+
+#[tokio::test]
+async fn simulate_calls_a_target_that_accepts_forged_calls_a_security_failure() {
+    let cert = TestCert::new();
+    let url = broken_target(Broken::NoVerification, &cert).await;
+    let (ok, report) = simulate(&url, &cert.cert_path(), &[]).await;
+    assert!(!ok);
+    let found = failures(&report);
+    assert!(
+        found.iter().any(|f| f.contains(
+            "tampered signature is refused: SECURITY: the target does not verify signatures"
+        )),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("SECURITY: the target does not check nonces")),
+        "{found:#?}"
+    );
+}
+
+#[tokio::test]
+async fn simulate_names_a_wrong_key_as_the_cause_and_shows_what_the_target_said() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    let url = format!("https://localhost:{}/koogallery", gateway.addr.port());
+    let ca = gateway.cert.cert_path().display().to_string();
+    let (ok, report) = simulate_with(&url, OLD_KEY, vec!["--ca".into(), ca]).await;
+    assert!(!ok);
+    let first = &report["cases"][0];
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("authentication failed (000001): the target refused the call's signature"),
+        "{first:#}"
+    );
+    // What the console shows too: the message, the HTTP status and koogate's request id (to find it in the logs).
+    assert_eq!(first["resultCode"], "000001");
+    assert_eq!(first["httpStatus"], 200);
+    assert!(
+        first["resultMsg"].as_str().is_some_and(|m| !m.is_empty()),
+        "{first:#}"
+    );
+    assert_eq!(
+        first["requestId"].as_str().map(str::len),
+        Some(32),
+        "{first:#}"
+    );
+    assert!(first["body"].as_str().unwrap().contains("000001"));
+    assert!(
+        report["version"].is_string()
+            && report["startedAt"].is_string()
+            && report["finishedAt"].is_string()
+    );
+    assert!(upstream.received().is_empty(), "nothing reached the app");
+}
+
+#[tokio::test]
+async fn simulate_stops_at_the_first_transport_failure_with_one_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens there any more.
+    let url = format!("https://localhost:{port}/koogallery");
+    let (ok, report) = simulate_with(&url, KEY, vec!["--insecure".into()]).await;
+    assert!(!ok);
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "one failure, not one per case: {report:#}");
+    assert!(
+        report["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{report:#}"
+    );
+    assert!(report["notRun"].as_u64().unwrap() >= 9, "{report:#}");
+}
+
+#[tokio::test]
+async fn simulate_refuses_an_http_url_unless_plain_is_asked_for() {
+    let output = Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args([
+            "simulate",
+            "--url",
+            "http://127.0.0.1:9/koogallery",
+            "--key-env",
+            "SIMULATE_KEY",
+        ])
+        .env("SIMULATE_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("KooGallery only calls https:// production URLs"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--plain"), "{stderr}");
+}
+
+#[tokio::test]
+async fn simulate_tests_a_plain_http_listener_with_plain() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.plain_http = true;
+    let gateway = TestGateway::start_with(options).await;
+    let plain = gateway.plain.expect("plain listener");
+    let url = format!("http://127.0.0.1:{}/koogallery", plain.port());
+    let (ok, report) = simulate_with(&url, KEY, vec!["--plain".into()]).await;
+    assert!(ok, "{:#?}", failures(&report));
+}
+
+#[tokio::test]
+async fn simulate_insecure_skips_the_certificate_check_and_says_so() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    let url = format!("https://localhost:{}/koogallery", gateway.addr.port());
+    // Without --ca or --insecure the self-signed certificate is not trusted, with advice about CA and leaf.
+    let (ok, report) = simulate_with(&url, KEY, vec![]).await;
+    assert!(!ok);
+    assert!(
+        report["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("--ca FILE with the CA certificate that issued it"),
+        "{report:#}"
+    );
+    let (ok, report) = simulate_with(&url, KEY, vec!["--insecure".into()]).await;
+    assert!(ok, "{:#?}", failures(&report));
+    assert_eq!(report["insecure"], true);
+    // The table says it too.
+    let output = Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args([
+            "simulate",
+            "--insecure",
+            "--url",
+            &url,
+            "--key-env",
+            "SIMULATE_KEY",
+        ])
+        .env("SIMULATE_KEY", KEY)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("certificate is NOT checked"), "{table}");
+    assert!(!table.contains('\u{1b}'), "NO_COLOR: {table}");
+}
+
+#[tokio::test]
+async fn simulate_marks_answers_from_records_and_uses_fresh_order_ids_by_default() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    let url = format!("https://localhost:{}/koogallery", gateway.addr.port());
+    let ca = gateway.cert.cert_path().display().to_string();
+    let new_instance = |report: &Value| report["cases"][0].clone();
+    // The console's fixed ids, twice: the second run's newInstance is answered from koogate's record.
+    let args = vec!["--ca".to_owned(), ca.clone(), "--console-ids".to_owned()];
+    let (ok, first) = simulate_with(&url, KEY, args.clone()).await;
+    assert!(ok, "{:#?}", failures(&first));
+    assert_eq!(new_instance(&first)["fromRecord"], false);
+    assert_eq!(
+        first["cases"][1]["fromRecord"], true,
+        "the retry case is a record"
+    );
+    let (_, second) = simulate_with(&url, KEY, args).await;
+    assert_eq!(new_instance(&second)["fromRecord"], true, "{second:#}");
+    // By default each run has its own order ids: the app is asked again.
+    let calls_before = upstream.received().len();
+    let (ok, third) = simulate_with(&url, KEY, vec!["--ca".to_owned(), ca]).await;
+    assert!(ok, "{:#?}", failures(&third));
+    assert_eq!(new_instance(&third)["fromRecord"], false, "{third:#}");
+    let received = upstream.received();
+    let fresh = received[calls_before..]
+        .iter()
+        .find(|r| r.json()["activity"] == "newInstance")
+        .expect("the app got newInstance");
+    let order = fresh.json()["orderId"].as_str().unwrap().to_owned();
+    assert!(
+        order.starts_with("MOCKPERIODYEARNEW-") && order.len() > 18,
+        "{order}"
+    );
+    assert!(fresh.json()["orderLineId"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{order}-")));
+}
+
+#[tokio::test]
+async fn simulate_runs_query_instance_alone_with_an_instance_id_and_writes_junit() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    let url = format!("https://localhost:{}/koogallery", gateway.addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("simulate.xml");
+    let case = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/cases/03-queryInstance.toml"
+    );
+    let (ok, report) = simulate(
+        &url,
+        &gateway.cert.cert_path(),
+        &["--case", case, "--junit", junit.to_str().unwrap()],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        failures(&report)[0].contains("pass --instance-id ID"),
+        "{report:#}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"koogate simulate\" tests=\"1\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"case not runnable"),
+        "{xml}"
+    );
+
+    let (ok, report) = simulate(
+        &url,
+        &gateway.cert.cert_path(),
+        &[
+            "--case",
+            case,
+            "--instance-id",
+            "inst-42",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{:#?}", failures(&report));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("failures=\"0\"")
+            && xml.contains("<testcase classname=\"koogate.simulate\" name=\"queryInstance\""),
+        "{xml}"
+    );
+    let asked = upstream.received();
+    assert_eq!(asked.last().unwrap().json()["instanceIds"][0], "inst-42");
 }
