@@ -338,7 +338,9 @@ impl Gateway {
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;
         // Only a final answer is recorded: `000004` (still provisioning) must let the next retry reach the app.
-        if let (true, Some((id, fingerprint))) = (response.result_code.is_final_success(), idempotency) {
+        if let (true, Some((id, fingerprint))) =
+            (response.result_code.is_final_success(), idempotency)
+        {
             let record = Record {
                 activity: call.activity.name().to_owned(),
                 fingerprint,

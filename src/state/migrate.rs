@@ -70,7 +70,9 @@ fn write_segments(data_dir: &Path, redb: &Path, now_ms: u64) -> Result<usize, Mi
         buf: Vec::new(),
         count: 0,
     };
-    for entry in read_v1(&data_dir.join("journal"), &Filter::default()).map_err(MigrateError::Journal)? {
+    for entry in
+        read_v1(&data_dir.join("journal"), &Filter::default()).map_err(MigrateError::Journal)?
+    {
         out.push(LogEntry {
             at_ms: entry.at_ms,
             journal: Some(entry),
@@ -79,7 +81,12 @@ fn write_segments(data_dir: &Path, redb: &Path, now_ms: u64) -> Result<usize, Mi
     }
     let db = redb::Database::open(redb).map_err(redb_error)?;
     let txn = db.begin_read().map_err(redb_error)?;
-    for item in txn.open_table(RECORDS).map_err(redb_error)?.iter().map_err(redb_error)? {
+    for item in txn
+        .open_table(RECORDS)
+        .map_err(redb_error)?
+        .iter()
+        .map_err(redb_error)?
+    {
         let (key, bytes) = item.map_err(redb_error)?;
         let Ok(record) = serde_json::from_slice::<StoredRecord>(bytes.value()) else {
             continue;
@@ -92,7 +99,12 @@ fn write_segments(data_dir: &Path, redb: &Path, now_ms: u64) -> Result<usize, Mi
             })?;
         }
     }
-    for item in txn.open_table(NONCES).map_err(redb_error)?.iter().map_err(redb_error)? {
+    for item in txn
+        .open_table(NONCES)
+        .map_err(redb_error)?
+        .iter()
+        .map_err(redb_error)?
+    {
         let (key, expires) = item.map_err(redb_error)?;
         if expires.value() >= now_ms {
             out.push(LogEntry {
@@ -113,12 +125,10 @@ fn write_segments(data_dir: &Path, redb: &Path, now_ms: u64) -> Result<usize, Mi
 /// A v1 key `[namespace, parts]` as the keys both generations use now, `[namespace, generation, parts]`.
 pub fn with_generations(v1_key: &str) -> Vec<String> {
     match serde_json::from_str::<serde_json::Value>(v1_key) {
-        Ok(serde_json::Value::Array(parts)) if parts.len() == 2 => {
-            [Generation::V1, Generation::V2]
-                .iter()
-                .map(|g| serde_json::json!([parts[0], g.name(), parts[1]]).to_string())
-                .collect()
-        }
+        Ok(serde_json::Value::Array(parts)) if parts.len() == 2 => [Generation::V1, Generation::V2]
+            .iter()
+            .map(|g| serde_json::json!([parts[0], g.name(), parts[1]]).to_string())
+            .collect(),
         _ => vec![v1_key.to_owned()],
     }
 }

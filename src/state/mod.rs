@@ -167,8 +167,10 @@ pub trait Backend: Send + Sync {
         now_ms: u64,
     ) -> BoxFuture<'a, Result<Result<(), ReplayError>, StoreError>>;
     /// The stored record for `key`; [`StoreError::Full`] when there is none and no room for one.
-    fn lookup<'a>(&'a self, key: &'a str)
-        -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>>;
+    fn lookup<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>>;
     /// Makes the call's effects durable; returns once they are.
     fn commit<'a>(
         &'a self,

@@ -132,12 +132,7 @@ impl Inner {
 
     /// `true` when the replay key was new (and is now remembered until `expires_ms`). The expiry is sent as a
     /// relative TTL so it does not depend on Redis's clock agreeing with this host's.
-    async fn remember(
-        &self,
-        key: &str,
-        expires_ms: u64,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    async fn remember(&self, key: &str, expires_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
         let ttl_ms = expires_ms.saturating_sub(now_ms).max(1);
         let mut cmd = redis::cmd("SET");
         cmd.arg(format!("{}nonce:{key}", self.prefix))

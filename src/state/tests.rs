@@ -53,7 +53,14 @@ fn redis_server() -> Option<RedisServer> {
         .ok()?
         .port();
     let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .ok()?;
@@ -116,13 +123,24 @@ async fn every_backend_finds_a_committed_record_until_retention_ends() {
 async fn every_backend_refuses_a_replayed_nonce() {
     for (name, store, _keep) in backends().await {
         let first = call("n-1", NOW);
-        assert_eq!(store.check_replay(&first, NOW).await.unwrap(), Ok(()), "{name}");
         assert_eq!(
-            store.check_replay(&call("n-1", NOW), NOW + 1).await.unwrap(),
+            store.check_replay(&first, NOW).await.unwrap(),
+            Ok(()),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .check_replay(&call("n-1", NOW), NOW + 1)
+                .await
+                .unwrap(),
             Err(ReplayError::Replayed),
             "{name}"
         );
-        assert_eq!(store.check_replay(&call("n-2", NOW), NOW).await.unwrap(), Ok(()), "{name}");
+        assert_eq!(
+            store.check_replay(&call("n-2", NOW), NOW).await.unwrap(),
+            Ok(()),
+            "{name}"
+        );
     }
 }
 
@@ -153,7 +171,10 @@ async fn a_commit_that_stalls_past_the_timeout_fails_and_marks_the_store_unhealt
     assert!(!store.health().is_healthy(), "a stalled store is not ready");
     fs.hold_syncs(false);
     store.commit(Commit::default(), NOW).await.unwrap();
-    assert!(store.health().is_healthy(), "healthy again once a commit succeeds");
+    assert!(
+        store.health().is_healthy(),
+        "healthy again once a commit succeeds"
+    );
 }
 
 #[tokio::test]

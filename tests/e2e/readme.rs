@@ -147,9 +147,11 @@ impl MinimalApp {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 is installed");
+        // Owned before any panic below, so its `Drop` reaps the process.
+        let app = Self { child, port };
         for _ in 0..250 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
+                return app;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn v2_new_instance(order: &str) -> Call {
-    Call::json(&json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":format!("{order}-1")}))
+    Call::json(
+        &json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":format!("{order}-1")}),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +55,10 @@ async fn a_still_provisioning_answer_is_not_replayed_so_the_next_retry_reaches_t
         .send(&v2_new_instance("PENDING-1"))
         .await
         .assert_code("000004");
-    upstream.set(Behaviour::Answer(200, r#"{"instanceId":"inst-done"}"#.into()));
+    upstream.set(Behaviour::Answer(
+        200,
+        r#"{"instanceId":"inst-done"}"#.into(),
+    ));
     let done = gateway.client().send(&v2_new_instance("PENDING-1")).await;
     done.assert_code("000000");
     assert_eq!(upstream.count(), 2, "the retry asked the app again");
@@ -78,9 +83,10 @@ async fn after_a_journal_key_rotation_old_records_still_open() {
     std::fs::write(dir.path().join("old.key"), JOURNAL_KEY).unwrap();
     let mut options = Options::new(&upstream);
     options.dir = Some(dir.clone());
-    options.store_toml = "backend = \"local\"\ndata_dir = \"data\"\njournal_key_file = \"new.key\"\n\
+    options.store_toml =
+        "backend = \"local\"\ndata_dir = \"data\"\njournal_key_file = \"new.key\"\n\
                           previous_journal_key_files = [\"old.key\"]"
-        .into();
+            .into();
     let rotated = TestGateway::start_with(options).await;
     let retry = rotated.client().send(&v2_new_instance("ROTATE-1")).await;
     retry.assert_code("000000");

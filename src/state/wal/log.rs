@@ -149,10 +149,7 @@ mod tests {
         for i in 0..out.len() {
             let mut bad = out.clone();
             bad[i] ^= 0x40;
-            assert!(
-                frame(&bad).is_none_or(|(p, _)| p != payload),
-                "byte {i}"
-            );
+            assert!(frame(&bad).is_none_or(|(p, _)| p != payload), "byte {i}");
         }
         assert!(frame(&out[..out.len() - 1]).is_none(), "torn frame");
     }

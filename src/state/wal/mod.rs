@@ -198,7 +198,10 @@ impl Backend for WalStore {
         Box::pin(async move { Ok(self.nonces.check_and_remember(call, now_ms)) })
     }
 
-    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>> {
+    fn lookup<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>> {
         Box::pin(async move {
             let hash = key_hash(key);
             let Some(location) = self.shared.index.get(&hash) else {
@@ -211,7 +214,11 @@ impl Backend for WalStore {
         })
     }
 
-    fn commit<'a>(&'a self, commit: Commit<String>, now_ms: u64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn commit<'a>(
+        &'a self,
+        commit: Commit<String>,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.append(commit, now_ms))
     }
 

@@ -120,7 +120,8 @@ fn parse(bytes: &[u8]) -> Option<Snapshot> {
     let records = records
         .chunks_exact(RECORD_LEN)
         .map(|r| {
-            let n = |from: usize| u64::from_le_bytes(r[from..from + 8].try_into().unwrap_or_default());
+            let n =
+                |from: usize| u64::from_le_bytes(r[from..from + 8].try_into().unwrap_or_default());
             let mut hash = [0u8; 16];
             hash.copy_from_slice(&r[..16]);
             let len = u32::from_le_bytes(r[32..36].try_into().unwrap_or_default());

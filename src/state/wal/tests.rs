@@ -95,11 +95,16 @@ async fn no_acknowledged_answer_is_lost_when_unsynced_bytes_are_dropped() {
 
     let reopened = open(&fs, &clock, 4_096);
     for key in &acknowledged {
-        assert!(found(&reopened.store, key).await, "{key} was acknowledged but is gone");
+        assert!(
+            found(&reopened.store, key).await,
+            "{key} was acknowledged but is gone"
+        );
     }
     assert_eq!(reopened.gauge.get(), 300);
     assert_eq!(
-        reopened.nonces.check_and_remember(&call("nonce-k7", NOW), NOW),
+        reopened
+            .nonces
+            .check_and_remember(&call("nonce-k7", NOW), NOW),
         Err(crate::state::replay::ReplayError::Replayed),
         "replay keys survive too"
     );
@@ -154,7 +159,10 @@ async fn a_restart_reads_the_snapshot_plus_the_tail_and_keeps_the_newest_record(
     let clock = Arc::new(ManualClock::new(NOW));
     let store = open(&fs, &clock, 2_048).store;
     for i in 0..100 {
-        store.append(commit(&format!("k{i}"), NOW), NOW).await.unwrap();
+        store
+            .append(commit(&format!("k{i}"), NOW), NOW)
+            .await
+            .unwrap();
     }
     let mut newer = commit("k1", NOW + 5);
     if let Some((_, r)) = &mut newer.record {
@@ -163,7 +171,10 @@ async fn a_restart_reads_the_snapshot_plus_the_tail_and_keeps_the_newest_record(
     store.append(newer, NOW).await.unwrap();
     drop(store);
     let files = fs.list(Path::new("/data/wal")).unwrap();
-    assert!(files.iter().any(|f| f.starts_with("snapshot-")), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.starts_with("snapshot-")),
+        "{files:?}"
+    );
     fs.power_cut();
     let reopened = open(&fs, &clock, 2_048).store;
     assert!(found(&reopened, "k99").await);
@@ -178,7 +189,10 @@ async fn whole_segments_expire_after_retention_and_their_records_leave_the_index
     let opened = open(&fs, &clock, 1_024);
     let store = opened.store;
     for i in 0..20 {
-        store.append(commit(&format!("old{i}"), NOW), NOW).await.unwrap();
+        store
+            .append(commit(&format!("old{i}"), NOW), NOW)
+            .await
+            .unwrap();
     }
     clock.advance(RETENTION_MS + SEGMENT_AGE_MS);
     let later = NOW + RETENTION_MS + SEGMENT_AGE_MS;

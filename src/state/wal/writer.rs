@@ -86,8 +86,8 @@ impl Writer {
         for job in &jobs {
             buf.extend_from_slice(&job.frame);
         }
-        let full = self.current.len > 0
-            && self.current.len + buf.len() as u64 > self.limits.segment_bytes;
+        let full =
+            self.current.len > 0 && self.current.len + buf.len() as u64 > self.limits.segment_bytes;
         let result = if self.current.broken || full {
             self.rotate()
         } else {
