@@ -165,3 +165,75 @@ impl Segments<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::metrics::Metrics;
+    use crate::state::journal::{read, JournalEntry};
+    use crate::state::seal::Sealer;
+    use crate::state::tests::{settings, NOW};
+    use crate::state::{StateStore, StoreKind};
+    use std::sync::Arc;
+
+    /// A v1 store as the previous version left it: a record sealed without a key id, a live nonce, a journal line.
+    fn write_v1(dir: &Path, sealer: &Sealer) {
+        let sealed = sealer.seal(b"{\"instanceId\":\"i-1\"}");
+        let legacy = sealed.split_once('.').unwrap().1.to_owned();
+        let record = serde_json::json!({"activity":"newInstance","fingerprint":"","at_ms":NOW,"sealed":legacy});
+        let db = redb::Database::create(dir.join("state.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut records = txn.open_table(RECORDS).unwrap();
+            let bytes = serde_json::to_vec(&record).unwrap();
+            records
+                .insert(r#"["real",["order","O-1"]]"#, bytes.as_slice())
+                .unwrap();
+            txn.open_table(NONCES)
+                .unwrap()
+                .insert("v2:abc", NOW + 60_000)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        std::fs::create_dir_all(dir.join("journal")).unwrap();
+        let entry = JournalEntry {
+            at: "2027-01-15T08:00:00Z".into(),
+            at_ms: NOW,
+            request_id: "r-1".into(),
+            order_id: Some("O-1".into()),
+            ..JournalEntry::default()
+        };
+        let line = serde_json::to_string(&entry).unwrap() + "\n";
+        std::fs::write(dir.join("journal/2027-01-15.jsonl"), line).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_v1_store_is_migrated_once_with_records_for_both_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(StoreKind::Local {
+            data_dir: dir.path().to_owned(),
+        });
+        write_v1(dir.path(), settings.sealer.as_ref().unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
+        let metrics = Metrics::new().unwrap();
+        let store = StateStore::open(settings.clone(), &metrics, clock.clone()).unwrap();
+        for generation in ["v1", "v2"] {
+            let key = format!(r#"["real","{generation}",["order","O-1"]]"#);
+            let record = store.lookup(&key, NOW).await.unwrap().expect(generation);
+            assert_eq!(record.answer, b"{\"instanceId\":\"i-1\"}");
+        }
+        assert_eq!(metrics.replay_cache_entries.get(), 1, "the live nonce");
+        drop(store);
+        assert!(!dir.path().join("state.redb").exists());
+        assert!(dir.path().join("state.redb.v1-migrated").exists());
+        assert!(dir.path().join("journal.v1-migrated").exists());
+        let journal = read(dir.path(), &Filter::default()).unwrap();
+        assert_eq!(journal.len(), 1, "{journal:?}");
+        assert_eq!(journal[0].request_id, "r-1");
+        // A second start does not migrate again.
+        let store = StateStore::open(settings, &metrics, clock).unwrap();
+        drop(store);
+        assert_eq!(read(dir.path(), &Filter::default()).unwrap().len(), 1);
+    }
+}
