@@ -238,3 +238,24 @@ fn a_torn_tail_is_ignored_and_the_next_entry_lands_in_a_new_segment() {
 }
 
 use std::path::Path;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_record_cap_new_operations_are_refused_and_recorded_ones_still_answered() {
+    let fs = LossyFs::default();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let mut opened = open(&fs, &clock, 1 << 20);
+    opened.store.max_records = 2;
+    let store = opened.store;
+    store.append(commit("a", NOW), NOW).await.unwrap();
+    store.append(commit("b", NOW), NOW).await.unwrap();
+    assert!(matches!(store.lookup("c").await, Err(StoreError::Full)));
+    assert!(
+        found(&store, "a").await,
+        "retries of recorded operations still work"
+    );
+    assert_eq!(
+        opened.gauge.get(),
+        2,
+        "koogate_store_records shows the fill level"
+    );
+}
