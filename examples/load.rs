@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// What the bench's calls carry (like `bench/gen_requests.py`): one debugging order, so every call after the first
+/// is answered from the idempotency record.
+const BODY: &str = r#"{"activity":"orderNotify","orderId":"CS2306070000ABCDE","orderLineId":"CS2306070000ABCDE-000001","testFlag":"1"}"#;
+
 struct Args {
     host: String,
     port: u16,
@@ -90,16 +94,15 @@ async fn main() -> anyhow::Result<()> {
                 if n >= args.calls {
                     return anyhow::Ok(failures);
                 }
-                let body = format!(
-                    r#"{{"activity":"orderNotify","orderId":"CS2306070000ABCDE","orderLineId":"CS2306070000ABCDE-000001","testFlag":"1"}}"#
-                );
+                let body = BODY;
                 let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
                 let nonce = format!("{run:08x}{n:024x}");
-                let query = koogate::protocol::v2::signed_query(&args.key, &nonce, now, body.as_bytes());
+                let query =
+                    koogate::protocol::v2::signed_query(&args.key, &nonce, now, body.as_bytes());
                 let request = http::Request::post(format!("{}?{query}", args.path))
                     .header("host", args.host.as_str())
                     .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))?;
+                    .body(Full::new(Bytes::from_static(body.as_bytes())))?;
                 sender.ready().await?;
                 let response = sender.send_request(request).await?;
                 let answer = response.into_body().collect().await?.to_bytes();
