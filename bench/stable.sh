@@ -12,6 +12,9 @@ set -euo pipefail
 STORE=${STORE:-local}
 CONNECTIONS=${CONNECTIONS:-16}
 STRACE=${STRACE:-1}
+FIRST=${FIRST:-20000}       # calls before the first RSS reading
+SECOND=${SECOND:-180000}    # more calls before the second (20k and 200k by default)
+STRACE_CALLS=${STRACE_CALLS:-10000}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 TARGET=$(cd "$REPO_DIR" && cargo metadata --format-version 1 --no-deps |
@@ -41,7 +44,8 @@ s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/key.pem" \
-    -out "$TMP/cert.pem" -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
+    -out "$TMP/cert.pem" -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE >/dev/null 2>&1
 openssl rand -hex 32 >"$TMP/access-key"
 openssl rand -hex 32 >"$TMP/journal-key"
 mkdir -p "$TMP/upstream/logs"
@@ -112,28 +116,28 @@ start
 PID=$(koo_pid)
 load 2000 >/dev/null   # warm-up: connection pools, allocator
 rss0=$(rss_kb "$PID"); c0=$(cpu_ticks "$PID")
-r20=$(load 20000)
+r20=$(load "$FIRST")
 c1=$(cpu_ticks "$PID"); rss20=$(rss_kb "$PID")
-r200=$(load 180000)
+r200=$(load "$SECOND")
 c2=$(cpu_ticks "$PID"); rss200=$(rss_kb "$PID")
 stop
 echo "store=$STORE bin=$KOOGATE_BIN"
-echo "load_20k: $r20"
-echo "load_180k: $r200"
-python3 - "$c0" "$c1" "$c2" "$TCK" "$rss0" "$rss20" "$rss200" <<'EOF'
+echo "load_first: $r20"
+echo "load_second: $r200"
+python3 - "$c0" "$c1" "$c2" "$TCK" "$rss0" "$rss20" "$rss200" "$FIRST" "$SECOND" <<'EOF'
 import sys
-c0, c1, c2, tck, r0, r20, r200 = map(int, sys.argv[1:])
-print(f"cpu_us_per_call_first_20k={(c1 - c0) / tck / 20000 * 1e6:.1f}")
-print(f"cpu_us_per_call_next_180k={(c2 - c1) / tck / 180000 * 1e6:.1f}")
-print(f"rss_kb_after_warmup={r0} rss_kb_after_22k={r20} rss_kb_after_202k={r200} growth={(r200 - r20) / r20 * 100:.1f}%")
+c0, c1, c2, tck, r0, r20, r200, first, second = map(int, sys.argv[1:])
+print(f"cpu_us_per_call_first={(c1 - c0) / tck / first * 1e6:.1f}")
+print(f"cpu_us_per_call_second={(c2 - c1) / tck / second * 1e6:.1f}")
+print(f"rss_kb_after_warmup={r0} rss_kb_after_first={r20} rss_kb_after_second={r200} growth={(r200 - r20) / r20 * 100:.1f}%")
 EOF
 if [[ $STRACE == 1 ]] && command -v strace >/dev/null; then
     start strace
-    load 10000 >/dev/null
+    load "$STRACE_CALLS" >/dev/null
     stop
-    python3 - "$TMP/strace.txt" <<'EOF'
+    python3 - "$TMP/strace.txt" "$STRACE_CALLS" <<'EOF'
 import sys
-calls = 10000
+calls = int(sys.argv[2])
 rows = []
 for line in open(sys.argv[1]):
     parts = line.split()
