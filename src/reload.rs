@@ -72,6 +72,16 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.store.sealer != new.store.sealer {
         changed.push("store.journal_key_* (the journal key)");
     }
+    let cache = |c: &Config| {
+        c.koogallery_api
+            .as_ref()
+            .map(|a| (a.order_cache_max_entries, a.order_cache_ttl))
+    };
+    if cache(old) != cache(new) {
+        changed.push(
+            "koogallery_api (added or removed) / order_cache_max_entries / order_cache_ttl_seconds",
+        );
+    }
     if old.verify.replay_cache_max_entries != new.verify.replay_cache_max_entries {
         changed.push("verify.replay_cache_max_entries");
     }
@@ -139,7 +149,8 @@ mod tests {
 
     const BASE: &str = "[server]\nlisten = \"127.0.0.1:8443\"\ncert_chain_file = \"c\"\nprivate_key_file = \"k\"\n\
         [[access_keys]]\nname = \"a\"\nenv = \"K\"\n[upstream]\ndefault_route = \"app\"\n\
-        [upstream.routes.app]\nurl = \"http://127.0.0.1:3000/\"\n[store]\nbackend = \"memory\"\n";
+        [upstream.routes.app]\nurl = \"http://127.0.0.1:3000/\"\n[store]\nbackend = \"memory\"\n\
+        [test_calls]\nmode = \"forward\"\n";
 
     fn config(text: &str) -> Config {
         let env = |name: &str| {

@@ -2,11 +2,23 @@
 //!
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
+mod koogallery_api;
 mod raw;
 mod validate;
+mod validate_keys;
 mod validate_sections;
 
+pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
+
+/// The `[koogallery_api]` cache defaults as values, for a gateway started without the section.
+pub mod koogallery_api_defaults {
+    use std::time::Duration;
+    pub const ORDER_CACHE_MAX_ENTRIES: usize =
+        super::koogallery_api::DEFAULT_ORDER_CACHE_MAX_ENTRIES as usize;
+    pub const ORDER_CACHE_TTL: Duration =
+        Duration::from_secs(super::koogallery_api::DEFAULT_ORDER_CACHE_TTL_SECONDS);
+}
 
 use crate::protocol::Activity;
 use crate::secret::AccessKeys;
@@ -29,6 +41,8 @@ pub struct Config {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub reload: ReloadConfig,
+    /// KooGallery's seller-side OpenAPI (order lookup, usage push); `None` when `[koogallery_api]` is absent.
+    pub koogallery_api: Option<KooGalleryApiConfig>,
 }
 
 /// How `koogate run` notices changes besides SIGHUP.
@@ -92,6 +106,8 @@ pub struct UpstreamConfig {
     pub route_of: [usize; Activity::ALL.len()],
     /// Where debugging calls (`testFlag=1`) go.
     pub test_calls: TestCalls,
+    /// Signs every upstream request when set.
+    pub signature_key: Option<crate::proxy::upstream_auth::UpstreamSigningKey>,
 }
 
 /// What KooGallery's debugging calls and lifecycle probes (`testFlag=1`) reach.
@@ -127,6 +143,8 @@ pub struct RouteConfig {
     pub url: http::Uri,
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for mTLS to an https:// upstream.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

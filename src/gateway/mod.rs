@@ -2,6 +2,7 @@
 //! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
 
 mod auth;
+mod enrich;
 pub mod error;
 mod journal;
 mod single_flight;
@@ -42,6 +43,9 @@ pub struct Gateway {
     tasks: TaskTracker,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
+    orders: Option<crate::openapi::lookup::OrderLookup>,
+    order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
 /// What outlives a reload: the store, the in-flight keys and the call tasks.
@@ -49,6 +53,7 @@ struct Shared {
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
     tasks: TaskTracker,
+    order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
 /// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
@@ -70,6 +75,8 @@ struct CallContext {
     _flight: Option<KeyGuard>,
     /// The same across replicas (Redis): released after the commit.
     claim: Option<Claim>,
+    /// The order lookup's outcome (`api`, `cache` or the failure reason), for the log line.
+    order_lookup: Option<&'static str>,
 }
 
 impl Gateway {
@@ -89,10 +96,14 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.clone())
             .context("cannot open the state store")?;
+        let order_cache = Arc::new(
+            enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
+        );
         let shared = Shared {
             store: Arc::new(store),
             locks: Arc::default(),
             tasks: TaskTracker::new(),
+            order_cache,
         };
         Self::build(config, shared, metrics, clock)
     }
@@ -104,6 +115,7 @@ impl Gateway {
             store: self.store.clone(),
             locks: self.locks.clone(),
             tasks: self.tasks.clone(),
+            order_cache: self.order_cache.clone(),
         };
         Self::build(config, shared, self.metrics.clone(), self.clock.clone())
     }
@@ -114,11 +126,14 @@ impl Gateway {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        let order_cache = shared.order_cache;
         let server = &config.server;
         let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
             .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
+        let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
+            .context("cannot build the KooGallery API client ([koogallery_api])")?;
         Ok(Self {
             config,
             tls,
@@ -128,6 +143,8 @@ impl Gateway {
             tasks: shared.tasks,
             metrics,
             clock,
+            orders,
+            order_cache,
         })
     }
 
@@ -171,6 +188,7 @@ impl Gateway {
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let config = self.config.clone();
+        let path = request.uri().path().to_owned();
         let tasks = self.tasks.clone();
         match tasks.spawn(async move { self.answer(request).await }).await {
             Ok(response) => response,
@@ -179,8 +197,8 @@ impl Gateway {
                 tracing::error!("request task failed");
                 let body =
                     KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
-                let signature =
-                    body_sign::header_value(config.keys.get(config.keys.primary()).expose(), &body);
+                let key = config.keys.get(config.keys.for_unauthenticated(&path));
+                let signature = body_sign::header_value(key.expose(), &body);
                 signed_response(body, signature, "", false)
             }
         }
@@ -192,6 +210,7 @@ impl Gateway {
         self.metrics.in_flight.inc();
         let _in_flight = scopeguard(&self.metrics.in_flight);
         let mut ctx = CallContext::default();
+        let path = request.uri().path().to_owned();
 
         let outcome = self.process(request, &request_id, started, &mut ctx).await;
         let (mut response, mut error) = match outcome {
@@ -234,10 +253,8 @@ impl Gateway {
         drop(ctx._flight.take());
 
         let body = response.to_bytes();
-        let key = self
-            .config
-            .keys
-            .get(ctx.key.unwrap_or(self.config.keys.primary()));
+        let keys = &self.config.keys;
+        let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
         // The configured name of the key that verified the call (never the key): shows when a rotation is done.
         let access_key = if ctx.key.is_some() {
             key.name()
@@ -253,6 +270,7 @@ impl Gateway {
             .record_call(ctx.activity, response.result_code, elapsed);
         let latency_us = elapsed.as_micros() as u64;
         let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
+        let order_lookup = ctx.order_lookup.unwrap_or("none");
         match &error {
             None => tracing::info!(
                 request_id,
@@ -262,6 +280,7 @@ impl Gateway {
                 test_flag,
                 from_record,
                 access_key,
+                order_lookup,
                 latency_us,
                 "answered"
             ),
@@ -271,13 +290,14 @@ impl Gateway {
                     .with_label_values(&[e.reason()])
                     .inc();
                 tracing::warn!(request_id, activity, generation, result_code = code, test_flag, access_key,
-                    reason = e.reason(), error = %e, latency_us, "refused");
+                    order_lookup, reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
         signed_response(body, signature, &request_id, from_record)
     }
 
-    /// verify → replay check → normalise (decrypting) → idempotency lookup → forward (deadline) → build answer.
+    /// verify → replay check → normalise (decrypting) → idempotency lookup → order lookup → forward (deadline) →
+    /// build answer.
     async fn process(
         &self,
         request: Request<Incoming>,
@@ -285,12 +305,21 @@ impl Gateway {
         started: Instant,
         ctx: &mut CallContext,
     ) -> Result<KooResponse, GatewayError> {
-        let generation = self
-            .generation_of(&request)
-            .ok_or(GatewayError::MethodNotAllowed)?;
+        let generation = self.generation_of(&request).inspect_err(|e| {
+            if matches!(e, GatewayError::V1Disabled) {
+                ctx.generation = Some(Generation::V1);
+            }
+        })?;
         ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());
+        if generation == Generation::V2 {
+            let form = verified.signed_form().name();
+            self.metrics
+                .v2_signature_forms
+                .with_label_values(&[form])
+                .inc();
+        }
         let now_ms = self.clock.now_ms();
         self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
@@ -328,12 +357,16 @@ impl Gateway {
                 )?);
             }
         }
+        let call = self.enrich(call, deadline, ctx).await?;
         let upstream_started = Instant::now();
         let answer = match &self.config.upstream.test_calls {
             TestCalls::Builtin { front_end_url } if call.test_flag => {
                 test_responder::answer(&call, front_end_url).into()
             }
-            _ => self.upstreams.forward(&call, deadline).await?,
+            _ => {
+                let now_ms = self.clock.now_ms();
+                self.upstreams.forward(&call, deadline, now_ms).await?
+            }
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;

@@ -76,6 +76,8 @@ mod tests {
             buyer: None,
             extend_params: None,
             orders: None,
+            order: None,
+            order_lookup: None,
             raw: Map::new(),
         }
     }
