@@ -19,3 +19,23 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 }
+
+/// A clock that moves only when told to, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    pub fn new(now_ms: u64) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(now_ms))
+    }
+
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

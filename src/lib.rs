@@ -189,6 +189,19 @@ pub async fn run_with(
     tokio::time::sleep(drain).await;
     let _ = stop.send(true);
     while servers.join_next().await.is_some() {}
+    // Calls whose client hung up run on in their own tasks (their answer must still be recorded): wait for them
+    // too, within the grace period, so KooGallery's retry finds the record instead of reaching the app again.
+    let (tasks, grace) = {
+        let gateway = current.load();
+        (gateway.tasks(), gateway.config().server.shutdown_grace)
+    };
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            calls = tasks.len(),
+            "grace period over; calls still running are cancelled"
+        );
+    }
     let _ = admin.await;
     if let Some(relay) = relay {
         // The sender finishes a push in flight and settles it; whatever is still queued stays on disk.

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub replay_cache_entries: IntGaugeVec,
     /// The replay cache's limit, by generation: calls of that generation fail closed at it.
     pub replay_cache_capacity: IntGaugeVec,
+    /// Idempotency records indexed (capped by `store.max_records`).
+    pub store_records: IntGauge,
+    /// 1 while the store takes commits, 0 after a failed or timed-out one until it recovers.
+    pub store_healthy: IntGauge,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
     pub handshake_duration: Histogram,
@@ -200,6 +204,14 @@ impl Metrics {
         )?;
         registry.register(Box::new(replay_cache_entries.clone()))?;
         registry.register(Box::new(replay_cache_capacity.clone()))?;
+        let store_records = IntGauge::new(
+            "koogate_store_records",
+            "Idempotency records held by the store (capped by store.max_records)",
+        )?;
+        let store_healthy = IntGauge::new(
+            "koogate_store_healthy",
+            "1 while the state store takes commits, 0 after a failed or timed-out one until it recovers",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("koogate_build_info", "Always 1; labels describe the build"),
             &["version"],
@@ -221,7 +233,13 @@ impl Metrics {
         for h in [&request_duration, &upstream_duration] {
             registry.register(Box::new(h.clone()))?;
         }
-        for g in [&in_flight, &connections_open, &ready] {
+        for g in [
+            &in_flight,
+            &connections_open,
+            &store_records,
+            &store_healthy,
+            &ready,
+        ] {
             registry.register(Box::new(g.clone()))?;
         }
         registry.register(Box::new(handshake_duration.clone()))?;
@@ -288,6 +306,8 @@ impl Metrics {
             tls_handshake_failures,
             replay_cache_entries,
             replay_cache_capacity,
+            store_records,
+            store_healthy,
             build_info,
             ready,
             handshake_duration,

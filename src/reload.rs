@@ -64,6 +64,11 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.store.retention != new.store.retention {
         changed.push("store.retention_days");
     }
+    if old.store.max_records != new.store.max_records
+        || old.store.commit_timeout != new.store.commit_timeout
+    {
+        changed.push("store.max_records / store.commit_timeout_ms");
+    }
     if old.store.sealer != new.store.sealer {
         changed.push("store.journal_key_* (the journal key)");
     }

@@ -29,6 +29,9 @@ pub struct JournalArgs {
     journal_key_env: String,
     #[arg(long)]
     journal_key_file: Option<PathBuf>,
+    /// An earlier journal key (after a rotation) that opens older entries; repeatable.
+    #[arg(long)]
+    previous_journal_key_file: Vec<PathBuf>,
 }
 
 fn unix_ms(flag: &str, value: Option<String>) -> anyhow::Result<Option<u64>> {
@@ -65,7 +68,16 @@ pub fn run(args: JournalArgs) -> anyhow::Result<bool> {
                 )
             })?,
         };
-        Some(Sealer::from_text(&text)?)
+        let mut previous = Vec::new();
+        for file in &args.previous_journal_key_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            previous.push(
+                Sealer::from_text(&text)
+                    .with_context(|| format!("--previous-journal-key-file {}", file.display()))?,
+            );
+        }
+        Some(Sealer::from_text(&text)?.with_previous(previous))
     } else {
         None
     };

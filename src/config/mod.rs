@@ -68,7 +68,9 @@ pub struct ReloadConfig {
 pub struct StoreConfig {
     pub kind: crate::state::StoreKind,
     pub retention: Duration,
-    /// Required for the durable backend.
+    pub max_records: usize,
+    pub commit_timeout: Duration,
+    /// Required for the durable backend (the current journal key plus previous ones).
     pub sealer: Option<crate::state::seal::Sealer>,
 }
 

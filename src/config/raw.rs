@@ -44,6 +44,12 @@ pub const DEFAULT_REDIS_KEY_PREFIX: &str = "koogate:";
 /// Redis on the same network answers in well under a millisecond; half a second bounds a stuck connection
 /// while leaving the 4.5 s deadline to the upstream.
 pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 500;
+/// About 80 MB of index at most (80 bytes per record): a month of a busy seller's operations, well inside the
+/// 256 MiB the Kubernetes manifests allow.
+pub const DEFAULT_MAX_RECORDS: u64 = 1_000_000;
+/// A healthy disk syncs in milliseconds; half a second flags a stalled one while the answer still reaches
+/// KooGallery (upstream deadline 4.5 s + 0.5 s = its 5 s), and stays below the Redis claim's 5 s allowance.
+pub const DEFAULT_COMMIT_TIMEOUT_MS: u64 = 500;
 /// KooGallery retries for 3 hours and replays saved debugging cases twice a day; a month covers audits too.
 pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 /// Where the journal key is read from when neither `journal_key_env` nor `journal_key_file` is set.
@@ -203,6 +209,15 @@ pub struct RawStore {
     pub retention_days: u64,
     pub journal_key_env: Option<String>,
     pub journal_key_file: Option<PathBuf>,
+    /// Earlier journal keys, for opening only (after a rotation).
+    #[serde(default)]
+    pub previous_journal_key_envs: Vec<String>,
+    #[serde(default)]
+    pub previous_journal_key_files: Vec<PathBuf>,
+    #[serde(default = "d_max_records")]
+    pub max_records: u64,
+    #[serde(default = "d_commit_timeout")]
+    pub commit_timeout_ms: u64,
     pub redis_url: Option<String>,
     pub redis_url_env: Option<String>,
     pub redis_ca_file: Option<PathBuf>,
@@ -220,6 +235,10 @@ impl Default for RawStore {
             retention_days: d_retention_days(),
             journal_key_env: None,
             journal_key_file: None,
+            previous_journal_key_envs: Vec::new(),
+            previous_journal_key_files: Vec::new(),
+            max_records: d_max_records(),
+            commit_timeout_ms: d_commit_timeout(),
             redis_url: None,
             redis_url_env: None,
             redis_ca_file: None,
@@ -303,6 +322,12 @@ fn d_test_front_end_url() -> String {
 }
 fn d_redis_prefix() -> String {
     DEFAULT_REDIS_KEY_PREFIX.to_owned()
+}
+fn d_max_records() -> u64 {
+    DEFAULT_MAX_RECORDS
+}
+fn d_commit_timeout() -> u64 {
+    DEFAULT_COMMIT_TIMEOUT_MS
 }
 fn d_redis_timeout() -> u64 {
     DEFAULT_REDIS_TIMEOUT_MS

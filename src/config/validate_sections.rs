@@ -72,11 +72,16 @@ impl Validator<'_> {
             ));
         }
         let retention = Duration::from_secs(raw.retention_days.saturating_mul(86_400));
+        let max_records = self.count("store.max_records", raw.max_records, 1, 100_000_000);
+        let commit_timeout =
+            self.duration("store.commit_timeout_ms", raw.commit_timeout_ms, 10, 4_000);
         let kind = match raw.backend.as_str() {
             "memory" => {
                 return StoreConfig {
                     kind: StoreKind::Memory,
                     retention,
+                    max_records,
+                    commit_timeout,
                     sealer: None,
                 }
             }
@@ -126,6 +131,8 @@ impl Validator<'_> {
                 return StoreConfig {
                     kind: StoreKind::Memory,
                     retention,
+                    max_records,
+                    commit_timeout,
                     sealer: None,
                 };
             }
@@ -139,6 +146,8 @@ impl Validator<'_> {
                 return StoreConfig {
                     kind,
                     retention,
+                    max_records,
+                    commit_timeout,
                     sealer: None,
                 };
             }
@@ -163,10 +172,44 @@ impl Validator<'_> {
                 None
             }
         };
+        let sealer = sealer.map(|s| s.with_previous(self.previous_journal_keys(raw)));
         StoreConfig {
             kind,
             retention,
+            max_records,
+            commit_timeout,
             sealer,
         }
+    }
+}
+
+impl Validator<'_> {
+    /// The keys of `store.previous_journal_key_envs` and `store.previous_journal_key_files`.
+    fn previous_journal_keys(&mut self, raw: &RawStore) -> Vec<crate::state::seal::Sealer> {
+        use crate::state::seal::Sealer;
+        let mut keys = Vec::new();
+        for (i, name) in raw.previous_journal_key_envs.iter().enumerate() {
+            let path = format!("store.previous_journal_key_envs[{i}]");
+            match self.env.var(name).map(|t| Sealer::from_text(&t)) {
+                Some(Ok(key)) => keys.push(key),
+                Some(Err(e)) => self.issues.push(issue(&path, e.to_string())),
+                None => self.issues.push(issue(
+                    &path,
+                    format!("environment variable `{name}` is not set"),
+                )),
+            }
+        }
+        for (i, file) in raw.previous_journal_key_files.iter().enumerate() {
+            let path = format!("store.previous_journal_key_files[{i}]");
+            let file = self.base_dir.join(file);
+            match std::fs::read_to_string(&file).map(|t| Sealer::from_text(&t)) {
+                Ok(Ok(key)) => keys.push(key),
+                Ok(Err(e)) => self.issues.push(issue(&path, e.to_string())),
+                Err(e) => self
+                    .issues
+                    .push(issue(&path, format!("cannot read {}: {e}", file.display()))),
+            }
+        }
+        keys
     }
 }

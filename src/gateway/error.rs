@@ -110,7 +110,14 @@ impl GatewayError {
             GatewayError::Answer(AnswerError::EncryptedTooLong(_)) => "encrypted_field_too_long",
             GatewayError::Answer(_) => "upstream_invalid_answer",
             GatewayError::DuplicateInFlight => "duplicate_in_flight",
-            GatewayError::Store(_) => "store_failed",
+            GatewayError::Store(e) => match e {
+                StoreError::Full => "store_full",
+                StoreError::Timeout
+                | StoreError::Claimed
+                | StoreError::Corrupt
+                | StoreError::Failed(_)
+                | StoreError::Stopped => "store_failed",
+            },
             GatewayError::OrderLookup(_) => "order_lookup_failed",
         }
     }

@@ -30,6 +30,7 @@ use refusal_log::RefusalLog;
 use single_flight::{KeyGuard, KeyLocks};
 use std::sync::Arc;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 /// Everything the request path needs: one snapshot of the configuration (keys, routes, limits, certificate)
 /// plus the state that outlives reloads (store, in-flight keys, metrics). A reload builds a new `Gateway` with
@@ -42,10 +43,21 @@ pub struct Gateway {
     locks: Arc<KeyLocks>,
     /// Shared across reloads, so a reload does not reset the budgets.
     refusals: Arc<RefusalLog>,
+    /// Every call's task, shared across reloads, so shutdown waits for calls whose client went away.
+    tasks: TaskTracker,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
     orders: Option<crate::openapi::lookup::OrderLookup>,
+    order_cache: Arc<crate::openapi::cache::OrderCache>,
+}
+
+/// What outlives a reload: the store, the in-flight keys and the call tasks.
+struct Shared {
+    store: Arc<StateStore>,
+    locks: Arc<KeyLocks>,
+    refusals: Arc<RefusalLog>,
+    tasks: TaskTracker,
     order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
@@ -86,47 +98,45 @@ impl Gateway {
                 v1: config.verify.v1_replay_cache_max_entries,
                 v2: config.verify.replay_cache_max_entries,
             },
+            max_records: config.store.max_records,
+            commit_timeout: config.store.commit_timeout,
             sealer: config.store.sealer.clone(),
         };
-        let store = StateStore::open(settings, &metrics, clock.now_ms())
+        let store = StateStore::open(settings, &metrics, clock.clone())
             .context("cannot open the state store")?;
         let order_cache = Arc::new(
             enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
         );
-        Self::build(
-            config,
-            Arc::new(store),
-            Arc::default(),
-            Arc::default(),
-            metrics,
-            clock,
+        let shared = Shared {
+            store: Arc::new(store),
+            locks: Arc::default(),
+            refusals: Arc::default(),
+            tasks: TaskTracker::new(),
             order_cache,
-        )
+        };
+        Self::build(config, shared, metrics, clock)
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
     /// caller keeps this one) if the certificate, key or upstream settings do not load.
     pub fn reloaded(&self, config: Arc<Config>) -> anyhow::Result<Self> {
-        Self::build(
-            config,
-            self.store.clone(),
-            self.locks.clone(),
-            self.refusals.clone(),
-            self.metrics.clone(),
-            self.clock.clone(),
-            self.order_cache.clone(),
-        )
+        let shared = Shared {
+            store: self.store.clone(),
+            locks: self.locks.clone(),
+            refusals: self.refusals.clone(),
+            tasks: self.tasks.clone(),
+            order_cache: self.order_cache.clone(),
+        };
+        Self::build(config, shared, self.metrics.clone(), self.clock.clone())
     }
 
     fn build(
         config: Arc<Config>,
-        store: Arc<StateStore>,
-        locks: Arc<KeyLocks>,
-        refusals: Arc<RefusalLog>,
+        shared: Shared,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
-        order_cache: Arc<crate::openapi::cache::OrderCache>,
     ) -> anyhow::Result<Self> {
+        let order_cache = shared.order_cache;
         let server = &config.server;
         let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
             .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
@@ -138,9 +148,10 @@ impl Gateway {
             config,
             tls,
             upstreams,
-            store,
-            locks,
-            refusals,
+            store: shared.store,
+            locks: shared.locks,
+            refusals: shared.refusals,
+            tasks: shared.tasks,
             metrics,
             clock,
             orders,
@@ -167,9 +178,14 @@ impl Gateway {
         self.tls.clone()
     }
 
-    /// The shared store's health (Redis), for readiness.
-    pub fn store_health(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+    /// The store's health, for readiness.
+    pub fn store_health(&self) -> crate::state::Health {
         self.store.health()
+    }
+
+    /// The tracker of every call's task: shutdown closes it and waits (within the grace period).
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -200,7 +216,11 @@ impl Gateway {
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
         let gateway = self.clone();
-        match tokio::spawn(async move { gateway.answer(request).await }).await {
+        match self
+            .tasks
+            .spawn(async move { gateway.answer(request).await })
+            .await
+        {
             Ok(response) => response,
             Err(_) => {
                 // Only a bug can get here (the task panicked); still answer KooGallery properly.
@@ -239,7 +259,7 @@ impl Gateway {
                 record: ctx.record.take(),
                 entry,
             };
-            let committed = self.store.commit(commit).await;
+            let committed = self.store.commit(commit, self.clock.now_ms()).await;
             let result = if committed.is_ok() {
                 "success"
             } else {
@@ -384,7 +404,10 @@ impl Gateway {
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;
-        if let (true, Some((id, fingerprint))) = (response.result_code.is_accepted(), idempotency) {
+        // Only a final answer is recorded: `000004` (still provisioning) must let the next retry reach the app.
+        if let (true, Some((id, fingerprint))) =
+            (response.result_code.is_final_success(), idempotency)
+        {
             let record = Record {
                 activity: call.activity.name().to_owned(),
                 fingerprint,

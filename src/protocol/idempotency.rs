@@ -7,7 +7,8 @@ use serde_json::json;
 /// The idempotency key of a state-changing call and its fingerprint, or `None` for `queryInstance`.
 ///
 /// The key is a JSON array of its parts (absent parts are `null`), so no value can make two different operations
-/// look the same, whatever characters ids contain. A recorded answer is replayed only when the fingerprint matches
+/// look the same, whatever characters ids contain. The generation is part of the key: a V1 `newInstance` and a
+/// V2 one without `orderLineId` for the same order id are different operations. A recorded answer is replayed only when the fingerprint matches
 /// too: a status change keyed by instance replays `FREEZE` after `FREEZE` (a retry) but forwards `FREEZE` after
 /// `UNFREEZE` (a new operation). Debugging calls (`testFlag`) live in their own namespace.
 pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
@@ -35,7 +36,7 @@ pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
     };
     let namespace = if call.test_flag { "test" } else { "real" };
     Some((
-        json!([namespace, parts]).to_string(),
+        json!([namespace, call.generation.name(), parts]).to_string(),
         fingerprint.unwrap_or_default(),
     ))
 }
@@ -92,6 +93,16 @@ mod tests {
         let empty = key(&call(Activity::ReleaseInstance, None, None, Some(""))).unwrap();
         let missing = key(&call(Activity::ReleaseInstance, None, None, None)).unwrap();
         assert_ne!(empty, missing);
+    }
+
+    #[test]
+    fn v1_and_v2_new_instance_without_an_order_line_do_not_share_a_key() {
+        let v2 = call(Activity::NewInstance, Some("O"), None, None);
+        let v1 = UpstreamRequest {
+            generation: Generation::V1,
+            ..v2.clone()
+        };
+        assert_ne!(key(&v1), key(&v2));
     }
 
     #[test]

@@ -90,6 +90,11 @@ impl ResultCode {
         Self::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
+    /// Whether the operation is done for good: the answer a retry may be given without asking the app again.
+    pub const fn is_final_success(self) -> bool {
+        matches!(self, ResultCode::Success)
+    }
+
     /// Whether KooGallery treats this answer as accepted (the call will not be retried).
     pub const fn is_accepted(self) -> bool {
         matches!(self, ResultCode::Success | ResultCode::Processing)

@@ -2,6 +2,7 @@
 
 use super::server::stop_requested;
 use crate::metrics::Metrics;
+use crate::state::Health;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -15,20 +16,20 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Whether `/readyz` answers 200: false while starting, from the moment shutdown begins, and while a shared
-/// dependency (Redis) is unreachable.
+/// Whether `/readyz` answers 200: false while starting, from the moment shutdown begins, and while the state store
+/// cannot take commits (a failed or stalled disk, Redis unreachable).
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
     serving: Arc<AtomicBool>,
-    dependency: Option<Arc<AtomicBool>>,
+    store: Health,
 }
 
 impl Readiness {
-    /// Readiness that also requires `dependency` to be healthy.
-    pub fn depending_on(dependency: Option<Arc<AtomicBool>>) -> Self {
+    /// Readiness that also requires the store to be healthy.
+    pub fn depending_on(store: Health) -> Self {
         Self {
             serving: Arc::default(),
-            dependency,
+            store,
         }
     }
 
@@ -37,11 +38,7 @@ impl Readiness {
     }
 
     pub fn get(&self) -> bool {
-        self.serving.load(Ordering::SeqCst)
-            && self
-                .dependency
-                .as_ref()
-                .is_none_or(|d| d.load(Ordering::SeqCst))
+        self.serving.load(Ordering::SeqCst) && self.store.is_healthy()
     }
 }
 
@@ -81,11 +78,16 @@ fn answer(
     readiness: &Readiness,
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
+        (&Method::GET, "/metrics") => {
+            metrics
+                .store_healthy
+                .set(i64::from(readiness.store.is_healthy()));
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics.render(),
+            )
+        }
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/readyz") if readiness.get() => {
             (StatusCode::OK, "text/plain", "ready\n".to_owned())

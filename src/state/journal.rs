@@ -1,10 +1,12 @@
-//! The audit journal: one JSON line per verified call and koogate's answer, in daily files under
-//! `<data_dir>/journal/`. Personal data (buyer fields, returned credentials) is sealed with the journal key.
+//! The audit journal: one entry per verified call and koogate's answer, carried by the call's log entry (see
+//! [`super::wal`]). Personal data (buyer fields, returned credentials) is sealed with the journal key.
 
 use super::seal::Sealer;
+use super::wal::fs::{Fs, RealFs};
+use super::wal::log::{scan, segment_ids, segment_path, LogEntry};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// One verified call and its answer.
@@ -38,10 +40,6 @@ pub struct JournalEntry {
     pub sealed: Option<String>,
 }
 
-fn day_of(entry: &JournalEntry) -> &str {
-    entry.at.get(..10).unwrap_or("unknown")
-}
-
 /// Which entries `koogate journal` prints.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -67,93 +65,39 @@ impl Filter {
     }
 }
 
-/// Appends entries to the day's file; [`JournalWriter::append`] returns once the data reached the disk.
-pub struct JournalWriter {
-    dir: PathBuf,
-    current: Option<(String, File)>,
-}
-
-impl JournalWriter {
-    pub fn open(data_dir: &Path) -> std::io::Result<Self> {
-        let dir = data_dir.join("journal");
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir, current: None })
-    }
-
-    /// Writes the lines, each into its day's file, and `fdatasync`s every file written.
-    pub fn append(&mut self, entries: &[JournalEntry]) -> std::io::Result<()> {
-        let mut start = 0;
-        while start < entries.len() {
-            let day = day_of(&entries[start]);
-            let end = entries[start..]
-                .iter()
-                .position(|e| day_of(e) != day)
-                .map_or(entries.len(), |n| start + n);
-            let mut text = String::new();
-            for entry in &entries[start..end] {
-                text.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
-                text.push('\n');
-            }
-            let file = self.file_for(day)?;
-            if let Err(e) = file
-                .write_all(text.as_bytes())
-                .and_then(|()| file.sync_data())
-            {
-                // Reopen next time: opening trims a partial line, so the next entry starts on a line of its own.
-                self.current = None;
-                return Err(e);
-            }
-            start = end;
-        }
-        Ok(())
-    }
-
-    /// The day's file, opened for appending. A torn last line (a crash mid-write; its answer was never sent) is
-    /// cut off first, so the next entry starts on a line of its own.
-    fn file_for(&mut self, day: &str) -> std::io::Result<&mut File> {
-        if self.current.as_ref().is_none_or(|(d, _)| d != day) {
-            let path = self.dir.join(format!("{day}.jsonl"));
-            let mut file = OpenOptions::new()
-                .create(true)
-                .read(true)
-                .append(true)
-                .open(&path)?;
-            let len = file.metadata()?.len();
-            if len > 0 {
-                let text = std::fs::read(&path)?;
-                let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) as u64;
-                if keep < len {
-                    file.set_len(keep)?;
-                    file.sync_data()?;
-                }
-            }
-            file.flush()?;
-            self.current = Some((day.to_owned(), file));
-        }
-        self.current
-            .as_mut()
-            .map(|(_, f)| f)
-            .ok_or_else(|| std::io::Error::other("no journal file"))
-    }
-
-    /// Deletes daily files older than `keep_days` (by name, which is the UTC date).
-    pub fn purge(&self, oldest_kept_day: &str) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(&self.dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(day) = name.strip_suffix(".jsonl") {
-                if day < oldest_kept_day {
-                    std::fs::remove_file(self.dir.join(&name))?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Every entry under `data_dir` matching `filter`, oldest first. A torn last line (crash mid-write) is skipped.
+/// Every entry under `data_dir` matching `filter`, oldest first: from the log (`wal/`), and from a v1 store's
+/// daily files (`journal/*.jsonl`) if they were not migrated yet. A torn last entry (crash mid-write) is skipped.
 pub fn read(data_dir: &Path, filter: &Filter) -> std::io::Result<Vec<JournalEntry>> {
-    let dir = data_dir.join("journal");
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+    let mut out = read_v1(&data_dir.join("journal"), filter)?;
+    let fs = RealFs;
+    let dir = data_dir.join("wal");
+    for id in segment_ids(&fs, &dir)? {
+        let path = segment_path(&dir, id);
+        let scanned = scan(&fs as &dyn Fs, &path, 0, |_, _, payload| {
+            if let Ok(LogEntry {
+                journal: Some(entry),
+                ..
+            }) = serde_json::from_slice::<LogEntry>(payload)
+            {
+                if filter.matches(&entry) {
+                    out.push(entry);
+                }
+            }
+        });
+        match scanned {
+            // Expired and removed while being read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Entries from a v1 store's daily JSON-lines files.
+pub(super) fn read_v1(dir: &Path, filter: &Filter) -> std::io::Result<Vec<JournalEntry>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))

@@ -1,31 +1,35 @@
-//! Durable state: replay protection, idempotency records and the audit journal.
+//! Durable state: replay protection, idempotency records and the audit journal, behind one [`Backend`] trait.
 //!
-//! * `memory`: everything in process memory (no durability; for benchmarks and throwaway setups).
-//! * `local` (default): an embedded redb file for nonces and idempotency records plus a JSON-lines journal, written
-//!   by one thread that commits in groups, so each call costs a share of one `fsync`.
+//! * [`memory`]: everything in process memory (no durability; for benchmarks and throwaway setups).
+//! * [`wal`] (`local`, the default): one append-only log with group commit and in-memory indexes.
+//! * [`redis`]: replay keys, records and claims in Redis (shared by replicas); the journal in a local log.
 //!
-//! Personal data (decrypted buyer fields, returned credentials) is sealed with the journal key before it is stored.
+//! [`StateStore`] adds what every backend shares: sealing personal data, retention, and a bound on every commit.
 
 pub mod journal;
-mod local;
+mod memory;
+pub mod migrate;
 mod redis;
 pub mod replay;
 pub mod seal;
+pub mod wal;
 
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::protocol::verified::Verified;
 use journal::JournalEntry;
 use replay::{NonceCache, ReplayCapacity, ReplayError};
 use seal::Sealer;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a claim outlives its call's deadline: room for saving the record and the journal after a late answer.
-const CLAIM_COMMIT_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(5);
+/// A boxed future, so the backends can sit behind one `dyn` trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A call's hold on an idempotency key across replicas (Redis).
 #[derive(Debug)]
@@ -34,9 +38,6 @@ pub struct Claim {
     /// Random per call: only the holder may release it.
     owner: String,
 }
-
-/// How often a call waits to see whether another replica's claim on the same operation is gone.
-const CLAIM_POLL: Duration = Duration::from_millis(25);
 
 /// Which backend holds the state.
 #[derive(Debug, Clone)]
@@ -60,24 +61,33 @@ pub enum StoreKind {
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
     pub kind: StoreKind,
-    /// Idempotency records and journal files older than this are deleted.
+    /// Idempotency records and journal entries older than this are deleted.
     pub retention: Duration,
     pub replay_capacity: ReplayCapacity,
+    /// Most idempotency records kept; past it new operations are refused (signed `000005`, `store_full`).
+    pub max_records: usize,
+    /// Longest a commit may take before the call is answered `000005` and the store reported unready.
+    pub commit_timeout: Duration,
     pub sealer: Option<Sealer>,
 }
 
-/// The upstream's successful answer to one operation, replayed to KooGallery's retries.
-#[derive(Clone, PartialEq)]
-pub struct Record {
+/// The upstream's successful answer to one operation, replayed to KooGallery's retries. `A` is the answer: plain
+/// bytes in memory, sealed text (`sealed` in JSON) when stored.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record<A = Vec<u8>> {
     pub activity: String,
     /// Distinguishes a retry from a new operation on the same key (for example the status of a status change).
     pub fingerprint: String,
-    /// The upstream's answer body (may hold credentials: sealed at rest).
-    pub answer: Vec<u8>,
     pub at_ms: u64,
+    /// The upstream's answer body (may hold credentials: sealed at rest).
+    #[serde(rename = "sealed")]
+    pub answer: A,
 }
 
-impl std::fmt::Debug for Record {
+/// A record as stored: its answer sealed.
+pub type StoredRecord = Record<String>;
+
+impl<A> std::fmt::Debug for Record<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Record")
             .field("activity", &self.activity)
@@ -86,22 +96,23 @@ impl std::fmt::Debug for Record {
     }
 }
 
-/// How a record is stored: metadata in clear, the answer sealed.
-#[derive(Serialize, Deserialize)]
-struct StoredRecord {
-    activity: String,
-    fingerprint: String,
-    at_ms: u64,
-    sealed: String,
-}
-
-/// Everything one call writes, made durable together before the answer is sent.
-#[derive(Debug, Default)]
-pub struct Commit {
+/// Everything one call writes, made durable together before the answer is sent (`A` as for [`Record`]).
+#[derive(Debug)]
+pub struct Commit<A = Vec<u8>> {
     /// Replay key and the instant after which it may be forgotten.
     pub nonce: Option<(String, u64)>,
-    pub record: Option<(String, Record)>,
+    pub record: Option<(String, Record<A>)>,
     pub entry: Option<JournalEntry>,
+}
+
+impl<A> Default for Commit<A> {
+    fn default() -> Self {
+        Self {
+            nonce: None,
+            record: None,
+            entry: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,47 +127,123 @@ pub enum StoreError {
     Timeout,
     #[error("another replica holds this operation past the deadline")]
     Claimed,
+    #[error("the idempotency record limit (store.max_records) is reached")]
+    Full,
 }
 
-enum Backend {
-    Memory(Mutex<HashMap<String, StoredRecord>>),
-    Local(local::LocalStore),
-    Redis {
-        redis: Arc<redis::RedisStore>,
-        journal: local::LocalStore,
-        retention: Duration,
-    },
+impl StoreError {
+    pub fn failed(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Failed(Box::new(e))
+    }
+}
+
+/// Whether a backend can take commits: every flag must be up (`/readyz` reads it).
+#[derive(Debug, Clone, Default)]
+pub struct Health(Vec<Arc<AtomicBool>>);
+
+impl Health {
+    pub fn of(flags: impl IntoIterator<Item = Arc<AtomicBool>>) -> Self {
+        Self(flags.into_iter().collect())
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.0.iter().all(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Marks the backend unhealthy until it reports success again (a commit timed out).
+    fn mark_down(&self) {
+        for flag in &self.0 {
+            flag.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// What every backend does; [`StateStore`] adds sealing, retention and the commit bound around it.
+pub trait Backend: Send + Sync {
+    /// Refuses a call whose replay key was seen inside its window. Outer error: the store failed.
+    fn check_replay<'a>(
+        &'a self,
+        call: &'a Verified,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<Result<(), ReplayError>, StoreError>>;
+    /// The stored record for `key`; [`StoreError::Full`] when there is none and no room for one.
+    fn lookup<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>>;
+    /// Makes the call's effects durable; returns once they are.
+    fn commit<'a>(
+        &'a self,
+        commit: Commit<String>,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn health(&self) -> Health;
+    /// Whether entries go to a journal (all but the memory backend).
+    fn journals(&self) -> bool;
+    /// Holds `key` against other replicas until `deadline` plus a commit allowance; `None` for one process.
+    fn claim<'a>(
+        &'a self,
+        _key: &'a str,
+        _deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<Option<Claim>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn release<'a>(&'a self, _claim: &'a Claim) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Replay protection, idempotency records and the journal behind one interface.
 pub struct StateStore {
-    replay: NonceCache,
-    backend: Backend,
+    backend: Box<dyn Backend>,
     sealer: Sealer,
     retention_ms: u64,
-    /// Most records the memory backend keeps.
-    memory_limit: usize,
+    commit_timeout: Duration,
 }
 
 impl StateStore {
-    /// Opens (or creates) the store and restores the nonces that are still inside their window.
+    /// Opens (or creates) the store; the local log rebuilds its indexes (and migrates a v1 store) first.
     pub fn open(
         settings: StoreSettings,
         metrics: &Metrics,
-        now_ms: u64,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let replay = NonceCache::new(settings.replay_capacity, metrics.replay_gauges());
+        Self::open_on(settings, metrics, clock, Arc::new(wal::fs::RealFs))
+    }
+
+    /// [`StateStore::open`] on a given file layer (tests use one that can lose unsynced bytes).
+    pub fn open_on(
+        settings: StoreSettings,
+        metrics: &Metrics,
+        clock: Arc<dyn Clock>,
+        fs: Arc<dyn wal::fs::Fs>,
+    ) -> Result<Self, StoreError> {
+        let nonces = NonceCache::new(settings.replay_capacity, metrics.replay_gauges());
         // Memory stores never persist, so an ephemeral key is enough for them.
-        let sealer = settings.sealer.unwrap_or_else(Sealer::random);
+        let sealer = settings.sealer.clone().unwrap_or_else(Sealer::random);
         let retention_ms = u64::try_from(settings.retention.as_millis()).unwrap_or(u64::MAX);
-        let backend = match settings.kind {
-            StoreKind::Memory => Backend::Memory(Mutex::default()),
+        let wal = |data_dir: PathBuf, full: bool| {
+            wal::WalStore::open(wal::WalSettings {
+                fs: fs.clone(),
+                data_dir,
+                retention_ms,
+                clock: clock.clone(),
+                full,
+                max_records: settings.max_records,
+                segment_bytes: wal::SEGMENT_BYTES,
+                nonces: nonces.clone(),
+                records_gauge: metrics.store_records.clone(),
+            })
+        };
+        let backend: Box<dyn Backend> = match settings.kind {
+            StoreKind::Memory => Box::new(memory::MemoryStore::new(
+                nonces.clone(),
+                settings.max_records,
+                metrics.store_records.clone(),
+            )),
             StoreKind::Local { data_dir } => {
-                let store = local::LocalStore::open(&data_dir, retention_ms, true)?;
-                for (key, expires_ms) in store.live_nonces(now_ms)? {
-                    replay.restore(&key, expires_ms);
-                }
-                Backend::Local(store)
+                migrate::migrate_if_needed(&data_dir, &*clock)?;
+                Box::new(wal(data_dir, true)?)
             }
             StoreKind::Redis {
                 url,
@@ -164,18 +251,22 @@ impl StateStore {
                 timeout,
                 data_dir,
                 ca_file,
-            } => Backend::Redis {
-                redis: redis::RedisStore::open(&url, prefix, timeout, ca_file.as_deref())?,
-                journal: local::LocalStore::open(&data_dir, retention_ms, false)?,
-                retention: settings.retention,
-            },
+            } => Box::new(redis::RedisStore::open(
+                redis::RedisSettings {
+                    url,
+                    prefix,
+                    timeout,
+                    ca_file,
+                    retention: settings.retention,
+                },
+                wal(data_dir, false)?,
+            )?),
         };
         Ok(Self {
-            replay,
             backend,
             sealer,
             retention_ms,
-            memory_limit: settings.replay_capacity.v2.max(1),
+            commit_timeout: settings.commit_timeout,
         })
     }
 
@@ -186,86 +277,33 @@ impl StateStore {
         call: &Verified,
         now_ms: u64,
     ) -> Result<Result<(), ReplayError>, StoreError> {
-        match &self.backend {
-            Backend::Memory(_) | Backend::Local(_) => {
-                Ok(self.replay.check_and_remember(call, now_ms))
-            }
-            Backend::Redis { redis, .. } => {
-                let fresh = redis
-                    .remember(call.replay_key(), call.replay_expires_ms(), now_ms)
-                    .await?;
-                Ok(if fresh {
-                    Ok(())
-                } else {
-                    Err(ReplayError::Replayed)
-                })
-            }
-        }
+        self.backend.check_replay(call, now_ms).await
     }
 
-    /// Holds `key` against other replicas until [`StateStore::release`], waiting (until `deadline`) while another
-    /// replica holds it. The claim outlives the deadline by [`CLAIM_COMMIT_ALLOWANCE`], so it cannot lapse between
-    /// the upstream's answer and the record being saved. `None` for single-process backends.
+    /// Holds `key` against other replicas until [`StateStore::release`] (Redis); `None` for one process.
     pub async fn claim(
         &self,
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Option<Claim>, StoreError> {
-        let Backend::Redis { redis, .. } = &self.backend else {
-            return Ok(None);
-        };
-        let owner = hex::encode(rand::random::<[u8; 16]>());
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return Err(StoreError::Claimed);
-            }
-            if redis
-                .claim(key, &owner, left + CLAIM_COMMIT_ALLOWANCE)
-                .await?
-            {
-                return Ok(Some(Claim {
-                    key: key.to_owned(),
-                    owner,
-                }));
-            }
-            tokio::time::sleep(CLAIM_POLL.min(left)).await;
-        }
+        self.backend.claim(key, deadline).await
     }
 
     /// Gives a claim back, if it is still this call's.
     pub async fn release(&self, claim: &Claim) {
-        if let Backend::Redis { redis, .. } = &self.backend {
-            if let Err(e) = redis.release(&claim.key, &claim.owner).await {
-                tracing::warn!(error = %e, "cannot release an idempotency claim; it expires by itself");
-            }
-        }
+        self.backend.release(claim).await
     }
 
     /// The recorded answer for an idempotency key, if any (and not past retention).
     pub async fn lookup(&self, key: &str, now_ms: u64) -> Result<Option<Record>, StoreError> {
-        let stored = match &self.backend {
-            Backend::Memory(map) => {
-                map.lock()
-                    .map_err(|_| StoreError::Stopped)?
-                    .get(key)
-                    .map(|r| StoredRecord {
-                        activity: r.activity.clone(),
-                        fingerprint: r.fingerprint.clone(),
-                        at_ms: r.at_ms,
-                        sealed: r.sealed.clone(),
-                    })
-            }
-            Backend::Local(store) => store.record(key)?,
-            Backend::Redis { redis, .. } => redis.record(key).await?,
-        };
+        let stored = self.backend.lookup(key).await?;
         let Some(stored) = stored.filter(|r| r.at_ms.saturating_add(self.retention_ms) >= now_ms)
         else {
             return Ok(None);
         };
         let answer = self
             .sealer
-            .open(&stored.sealed)
+            .open(&stored.answer)
             .map_err(|_| StoreError::Corrupt)?;
         Ok(Some(Record {
             activity: stored.activity,
@@ -275,67 +313,34 @@ impl StateStore {
         }))
     }
 
-    /// Whether the backend is reachable (Redis only; the others are always healthy while the process runs).
-    pub fn health(&self) -> Option<Arc<AtomicBool>> {
-        match &self.backend {
-            Backend::Redis { redis, .. } => Some(redis.health()),
-            Backend::Memory(_) | Backend::Local(_) => None,
-        }
+    /// Whether the backend can take commits, for readiness.
+    pub fn health(&self) -> Health {
+        self.backend.health()
     }
 
-    /// Makes a call's nonce, record and journal entry durable; returns once they are on disk.
-    pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    /// Makes a call's nonce, record and journal entry durable; returns once they are, or fails after the commit
+    /// timeout (a stalled disk or Redis): the call is then answered `000005` and the store reported unready.
+    pub async fn commit(&self, commit: Commit, now_ms: u64) -> Result<(), StoreError> {
         let record = commit.record.map(|(key, r)| {
-            let sealed = self.sealer.seal(&r.answer);
-            (
-                key,
-                StoredRecord {
-                    activity: r.activity,
-                    fingerprint: r.fingerprint,
-                    at_ms: r.at_ms,
-                    sealed,
-                },
-            )
+            let answer = self.sealer.seal(&r.answer);
+            let sealed = Record {
+                activity: r.activity,
+                fingerprint: r.fingerprint,
+                at_ms: r.at_ms,
+                answer,
+            };
+            (key, sealed)
         });
-        match &self.backend {
-            Backend::Memory(map) => {
-                if let Some((key, record)) = record {
-                    let mut map = map.lock().map_err(|_| StoreError::Stopped)?;
-                    // Bounded like the replay cache: past the limit, forget the oldest half.
-                    if map.len() >= self.memory_limit {
-                        let mut ages: Vec<u64> = map.values().map(|r| r.at_ms).collect();
-                        ages.sort_unstable();
-                        let cutoff = ages[ages.len() / 2];
-                        map.retain(|_, r| r.at_ms > cutoff);
-                    }
-                    map.insert(key, record);
-                }
-                Ok(())
-            }
-            Backend::Local(store) => {
-                store
-                    .commit(local::Batch {
-                        nonce: commit.nonce,
-                        record,
-                        entry: commit.entry,
-                    })
-                    .await
-            }
-            Backend::Redis {
-                redis,
-                journal,
-                retention,
-            } => {
-                if let Some((key, record)) = &record {
-                    redis.save(key, record, *retention).await?;
-                }
-                journal
-                    .commit(local::Batch {
-                        nonce: None,
-                        record: None,
-                        entry: commit.entry,
-                    })
-                    .await
+        let sealed = Commit {
+            nonce: commit.nonce,
+            record,
+            entry: commit.entry,
+        };
+        match tokio::time::timeout(self.commit_timeout, self.backend.commit(sealed, now_ms)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.backend.health().mark_down();
+                Err(StoreError::Timeout)
             }
         }
     }
@@ -345,48 +350,11 @@ impl StateStore {
         self.sealer.seal(plain)
     }
 
-    /// Whether this store writes a journal (only the durable backend does).
+    /// Whether this store writes a journal (only the durable backends do).
     pub fn journals(&self) -> bool {
-        matches!(self.backend, Backend::Local(_) | Backend::Redis { .. })
+        self.backend.journals()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_memory_backend_stays_bounded() {
-        let metrics = Metrics::new().unwrap();
-        let settings = StoreSettings {
-            kind: StoreKind::Memory,
-            retention: Duration::from_secs(60),
-            replay_capacity: ReplayCapacity { v1: 10, v2: 10 },
-            sealer: None,
-        };
-        let store = StateStore::open(settings, &metrics, 0).unwrap();
-        for i in 0..100u64 {
-            let record = Record {
-                activity: "orderNotify".into(),
-                fingerprint: String::new(),
-                answer: b"{}".to_vec(),
-                at_ms: i,
-            };
-            store
-                .commit(Commit {
-                    record: Some((format!("k{i}"), record)),
-                    ..Commit::default()
-                })
-                .await
-                .unwrap();
-        }
-        let Backend::Memory(map) = &store.backend else {
-            unreachable!()
-        };
-        assert!(map.lock().unwrap().len() <= 10);
-        assert!(
-            store.lookup("k99", 99).await.unwrap().is_some(),
-            "the newest records are kept"
-        );
-    }
-}
+mod tests;

@@ -262,10 +262,23 @@ async fn a_retry_is_served_from_the_cache_and_the_cache_survives_a_restart() {
         "sealed at rest"
     );
     // The journal records the calls, the order's buyer only sealed.
-    let journal: String = std::fs::read_dir(gateway.cert.path().join("data/journal"))
+    // The journal travels in the store's log (`data/wal/`): read every entry and look at them as JSON.
+    let journal: String =
+        koogate::state::journal::read(&gateway.cert.path().join("data"), &Default::default())
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+    let raw_log: Vec<u8> = std::fs::read_dir(gateway.cert.path().join("data/wal"))
         .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap())
         .collect();
+    for personal in ["18688888888", "测试用户1"] {
+        assert!(
+            !String::from_utf8_lossy(&raw_log).contains(personal),
+            "{personal} in the log in clear"
+        );
+    }
     assert!(journal.contains("MOCKPERIODYEARNEW"), "{journal}");
     for personal in ["18688888888", "测试用户1"] {
         assert!(

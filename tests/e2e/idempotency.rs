@@ -12,7 +12,7 @@ fn new_instance(order: &str) -> Call {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retry_storm_reaches_the_upstream_once_and_always_gets_the_same_instance() {
     let upstream = Upstream::start(Behaviour::Unique).await;
     // The production deadline and handshake timeout: 100 concurrent duplicates are answered one after the other

@@ -21,6 +21,7 @@ mod readme;
 mod redis;
 mod robustness;
 mod simulate;
+mod store;
 mod tls;
 mod upstream_auth;
 mod upstream_failures;

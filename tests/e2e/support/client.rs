@@ -270,6 +270,8 @@ where
 {
     let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
+    // On a multi-threaded runtime the connection task may not have run yet.
+    sender.ready().await.unwrap();
     let mut request = http::Request::builder()
         .method(call.method)
         .uri(call.uri())

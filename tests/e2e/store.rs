@@ -1,0 +1,95 @@
+//! Store v2 defects, each with a test that failed before: shutdown waits for calls whose client went away,
+//! `000004` is never replayed as final, and a rotated journal key still opens old records.
+
+use crate::support::*;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn v2_new_instance(order: &str) -> Call {
+    Call::json(
+        &json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":format!("{order}-1")}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_call_whose_client_went_away_so_its_retry_is_deduplicated() {
+    let upstream = Upstream::start(Behaviour::Slow(
+        Duration::from_millis(600),
+        r#"{"instanceId":"inst-late"}"#.into(),
+    ))
+    .await;
+    let dir = Arc::new(TestCert::new());
+    let mut options = Options::new(&upstream);
+    options.dir = Some(dir.clone());
+    let mut gateway = TestGateway::start_with(options).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        gateway.client().send(&v2_new_instance("LATE-1")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the client gave up first");
+    gateway.begin_shutdown().await.unwrap().unwrap();
+    assert_eq!(upstream.count(), 1);
+
+    upstream.set(Behaviour::Unique);
+    let mut options = Options::new(&upstream);
+    options.dir = Some(dir);
+    let restarted = TestGateway::start_with(options).await;
+    let retry = restarted.client().send(&v2_new_instance("LATE-1")).await;
+    retry.assert_code("000000");
+    assert_eq!(retry.json()["instanceId"], "inst-late");
+    assert_eq!(upstream.count(), 1, "the retry did not reach the app again");
+}
+
+#[tokio::test]
+async fn a_still_provisioning_answer_is_not_replayed_so_the_next_retry_reaches_the_app() {
+    let upstream = Upstream::start(Behaviour::Answer(
+        200,
+        r#"{"resultCode":"000004","instanceId":"inst-pending"}"#.into(),
+    ))
+    .await;
+    let gateway = TestGateway::start(&upstream).await;
+    gateway
+        .client()
+        .send(&v2_new_instance("PENDING-1"))
+        .await
+        .assert_code("000004");
+    upstream.set(Behaviour::Answer(
+        200,
+        r#"{"instanceId":"inst-done"}"#.into(),
+    ));
+    let done = gateway.client().send(&v2_new_instance("PENDING-1")).await;
+    done.assert_code("000000");
+    assert_eq!(upstream.count(), 2, "the retry asked the app again");
+    let again = gateway.client().send(&v2_new_instance("PENDING-1")).await;
+    assert_eq!(again.json()["instanceId"], "inst-done");
+    assert_eq!(upstream.count(), 2, "the final answer is recorded");
+}
+
+#[tokio::test]
+async fn after_a_journal_key_rotation_old_records_still_open() {
+    let upstream = Upstream::start(Behaviour::Unique).await;
+    let dir = Arc::new(TestCert::new());
+    let mut options = Options::new(&upstream);
+    options.dir = Some(dir.clone());
+    let mut gateway = TestGateway::start_with(options).await;
+    let first = gateway.client().send(&v2_new_instance("ROTATE-1")).await;
+    first.assert_code("000000");
+    gateway.begin_shutdown().await.unwrap().unwrap();
+
+    let new_key = "ff".repeat(32);
+    std::fs::write(dir.path().join("new.key"), &new_key).unwrap();
+    std::fs::write(dir.path().join("old.key"), JOURNAL_KEY).unwrap();
+    let mut options = Options::new(&upstream);
+    options.dir = Some(dir.clone());
+    options.store_toml =
+        "backend = \"local\"\ndata_dir = \"data\"\njournal_key_file = \"new.key\"\n\
+                          previous_journal_key_files = [\"old.key\"]"
+            .into();
+    let rotated = TestGateway::start_with(options).await;
+    let retry = rotated.client().send(&v2_new_instance("ROTATE-1")).await;
+    retry.assert_code("000000");
+    assert_eq!(retry.json()["instanceId"], first.json()["instanceId"]);
+    assert_eq!(upstream.count(), 1);
+}
