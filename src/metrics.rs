@@ -251,6 +251,11 @@ impl Metrics {
         self.calls.durations[slot].observe(elapsed.as_secs_f64());
     }
 
+    /// The registry, for subsystems that register their own metrics (ACME).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -67,14 +67,16 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
+    pub acme: Option<super::RawAcme>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: String,
-    pub cert_chain_file: PathBuf,
-    pub private_key_file: PathBuf,
+    /// Required unless `[acme]` is configured (the two are exclusive).
+    pub cert_chain_file: Option<PathBuf>,
+    pub private_key_file: Option<PathBuf>,
     #[serde(default)]
     pub http2: bool,
     #[serde(default = "d_handshake")]

@@ -34,6 +34,8 @@ use tokio::time::Instant;
 pub struct Gateway {
     config: Arc<Config>,
     tls: Arc<rustls::ServerConfig>,
+    /// Under `[acme]`: the certificate resolver the ACME task keeps current (shared by every snapshot).
+    acme: Option<Arc<crate::acme::CertResolver>>,
     upstreams: Upstreams,
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
@@ -63,11 +65,13 @@ struct CallContext {
 }
 
 impl Gateway {
-    /// Opens the state store and builds the first snapshot.
+    /// Opens the state store and builds the first snapshot; `acme` is the certificate resolver when `[acme]` is
+    /// configured.
     pub fn new(
         config: Arc<Config>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
+        acme: Option<Arc<crate::acme::CertResolver>>,
     ) -> anyhow::Result<Self> {
         let settings = StoreSettings {
             kind: config.store.kind.clone(),
@@ -77,7 +81,7 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
-        Self::build(config, Arc::new(store), Arc::default(), metrics, clock)
+        Self::build(config, Arc::new(store), Arc::default(), metrics, clock, acme)
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
@@ -89,6 +93,7 @@ impl Gateway {
             self.locks.clone(),
             self.metrics.clone(),
             self.clock.clone(),
+            self.acme.clone(),
         )
     }
 
@@ -98,15 +103,15 @@ impl Gateway {
         locks: Arc<KeyLocks>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
+        acme: Option<Arc<crate::acme::CertResolver>>,
     ) -> anyhow::Result<Self> {
-        let server = &config.server;
-        let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
-            .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
+        let tls = crate::proxy::tls::for_listener(&config.server, acme.clone())?;
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
         Ok(Self {
             config,
             tls,
+            acme,
             upstreams,
             store,
             locks,
@@ -117,10 +122,12 @@ impl Gateway {
 
     /// Reports this snapshot's certificate expiry; called when the snapshot starts serving, so a refused reload
     /// never reports a certificate it did not install.
+    /// Under `[acme]` the ACME task reports the certificates it installs instead.
     pub fn publish_certificate_expiry(&self) {
-        if let Some(expiry) =
-            crate::proxy::tls::certificate_expiry(&self.config.server.cert_chain_file)
-        {
+        let Some((cert_chain_file, _)) = self.config.server.certificates.files() else {
+            return;
+        };
+        if let Some(expiry) = crate::proxy::tls::certificate_expiry(cert_chain_file) {
             self.metrics.certificate_expiry.set(expiry);
         }
     }

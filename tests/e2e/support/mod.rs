@@ -211,6 +211,7 @@ url = "{url}"
                 None
             },
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            acme_http: None,
         };
         let addr = listeners.https.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap();
