@@ -132,8 +132,8 @@ impl Acme {
         let mut backoff = self.config.retry_initial;
         loop {
             let wait = Duration::from_millis(next_ms.saturating_sub(self.clock.now_ms()));
-            if !wait.is_zero() {
-                tracing::info!(renew_in_s = wait.as_secs(), "ACME certificate valid; renewal scheduled");
+            if wait >= Duration::from_secs(1) {
+                tracing::info!(in_s = wait.as_secs(), "next ACME certificate order scheduled");
             }
             let outcome = tokio::select! {
                 outcome = async { tokio::time::sleep(wait).await; self.attempt().await } => outcome,

@@ -115,7 +115,11 @@ pub async fn issue(
     }
 
     let policy = RetryPolicy::new().timeout(ORDER_TIMEOUT);
-    let status = order.poll_ready(&policy).await.map_err(AcmeError::Order)?;
+    // The CA reports a failed validation as the order's problem document.
+    let status = order.poll_ready(&policy).await.map_err(|e| match e {
+        instant_acme::Error::Api(problem) => AcmeError::ChallengeFailed(problem.to_string()),
+        other => AcmeError::Order(other),
+    })?;
     if status != OrderStatus::Ready {
         return Err(AcmeError::ChallengeFailed(
             failure_detail(&mut order).await,

@@ -216,7 +216,8 @@ async fn a_short_lived_certificate_is_renewed_while_calls_keep_succeeding() {
     while leaves.len() < 3 {
         assert!(started.elapsed() < Duration::from_secs(30), "no second renewal within 30 s");
         assert_call_answered(gateway.addr, &root).await;
-        calls += 1;
+        assert_eq!(send_on(&mut kept).await, "000000", "the connection opened before any renewal");
+        calls += 2;
         let leaf = serving_leaf(gateway.addr, &root).await;
         if leaves.last() != Some(&leaf) {
             leaves.push(leaf);
@@ -258,7 +259,11 @@ async fn a_failing_renewal_keeps_the_old_certificate_serving_and_is_counted() {
     let _broken = Pebble::start(setup.path(), setup.tls.clone(), &options, Some(listen)).await;
     let failures = "koogate_acme_attempts_total{outcome=\"challenge\"}";
     while metric(&gateway.metrics().await, failures) < 2.0 {
-        assert!(issued_at.elapsed() < Duration::from_secs(validity_s - 1), "no failed renewal before expiry");
+        assert!(
+            issued_at.elapsed() < Duration::from_secs(validity_s - 1),
+            "no failed renewal before expiry:\n{}",
+            gateway.metrics().await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let metrics = gateway.metrics().await;

@@ -222,6 +222,11 @@ pub fn acme_toml(directory_url: &str, ca_file: &Path, state_dir: &Path, challeng
 impl AcmeGateway {
     /// Starts the gateway with `acme` as its `[acme]` table, forwarding to `upstream_url`.
     pub async fn start(bound: Bound, acme: &str, upstream_url: &str, dir: &Path) -> Self {
+        // The ACME task's log lines show in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("koogate=info")
+            .with_test_writer()
+            .try_init();
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nhandshake_timeout_ms = 2000\nshutdown_grace_ms = 2000\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
