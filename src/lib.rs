@@ -65,7 +65,12 @@ impl Listeners {
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on admin.listen {}", config.admin_listen))?;
-        let acme_http = match config.server.certificates.acme().and_then(|a| a.http01_listen) {
+        let acme_http = match config
+            .server
+            .certificates
+            .acme()
+            .and_then(|a| a.http01_listen)
+        {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -162,7 +167,8 @@ pub async fn run_with(
     match resolver {
         // Not ready until the first certificate is installed: before that every handshake fails.
         Some(resolver) if !resolver.has_certificate() => {
-            let (readiness, metrics, mut stopped) = (readiness.clone(), metrics.clone(), stopped.clone());
+            let (readiness, metrics, mut stopped) =
+                (readiness.clone(), metrics.clone(), stopped.clone());
             tokio::spawn(async move {
                 tokio::select! {
                     _ = resolver.installed() => { readiness.set(true); metrics.ready.set(1); }

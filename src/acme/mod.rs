@@ -122,7 +122,11 @@ impl Acme {
     /// Runs until `shutdown`: serves http-01 on `http01` (if configured) and keeps a valid certificate installed.
     pub async fn run(self, http01: Option<TcpListener>, shutdown: watch::Receiver<bool>) {
         if let Some(listener) = http01 {
-            tokio::spawn(http01::serve(listener, self.tokens.clone(), shutdown.clone()));
+            tokio::spawn(http01::serve(
+                listener,
+                self.tokens.clone(),
+                shutdown.clone(),
+            ));
         }
         let mut shutdown = shutdown;
         // Unix milliseconds of the next attempt: now without a usable stored certificate.
@@ -133,7 +137,10 @@ impl Acme {
         loop {
             let wait = Duration::from_millis(next_ms.saturating_sub(self.clock.now_ms()));
             if wait >= Duration::from_secs(1) {
-                tracing::info!(in_s = wait.as_secs(), "next ACME certificate order scheduled");
+                tracing::info!(
+                    in_s = wait.as_secs(),
+                    "next ACME certificate order scheduled"
+                );
             }
             let outcome = tokio::select! {
                 outcome = async { tokio::time::sleep(wait).await; self.attempt().await } => outcome,
@@ -149,7 +156,10 @@ impl Acme {
                         retry_in_ms = backoff.as_millis() as u64,
                         serving_previous_certificate = self.resolver.has_certificate(),
                         "ACME certificate attempt failed");
-                    next_ms = self.clock.now_ms().saturating_add(backoff.as_millis() as u64);
+                    next_ms = self
+                        .clock
+                        .now_ms()
+                        .saturating_add(backoff.as_millis() as u64);
                     backoff = (backoff * 2).min(self.config.retry_max);
                 }
             }
@@ -180,7 +190,9 @@ impl Acme {
                 .map_err(AcmeError::Store)?;
             Ok(current)
         });
-        let outcome = result.as_ref().map_or_else(AcmeError::outcome, |_| "success");
+        let outcome = result
+            .as_ref()
+            .map_or_else(AcmeError::outcome, |_| "success");
         self.metrics.attempts.with_label_values(&[outcome]).inc();
         if result.is_ok() {
             self.metrics.last_success.set(self.now());
@@ -198,7 +210,10 @@ impl Acme {
                 Some(current)
             }
             Err(why) => {
-                tracing::info!(why, "the stored ACME certificate is not used; ordering a new one");
+                tracing::info!(
+                    why,
+                    "the stored ACME certificate is not used; ordering a new one"
+                );
                 None
             }
         }
@@ -226,7 +241,8 @@ pub fn stored_certificate(config: &AcmeConfig, now: i64) -> Result<Option<(i64, 
     let Ok(bundle) = std::fs::read_to_string(config.state_dir.join(store::CERTIFICATE_FILE)) else {
         return Ok(None);
     };
-    usable(&bundle, &config.domains, now).map(|(_, not_before, not_after)| Some((not_before, not_after)))
+    usable(&bundle, &config.domains, now)
+        .map(|(_, not_before, not_after)| Some((not_before, not_after)))
 }
 
 /// A PEM bundle's certified key and validity, if it is unexpired and names every domain.

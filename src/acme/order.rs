@@ -106,9 +106,10 @@ pub async fn issue(
                 .map_err(AcmeError::ChallengeCertificate)?;
             responders.resolver.add_challenge(&domain, key);
         } else {
-            responders
-                .tokens
-                .insert(challenge.token.clone(), key_authorization.as_str().to_owned());
+            responders.tokens.insert(
+                challenge.token.clone(),
+                key_authorization.as_str().to_owned(),
+            );
         }
         tracing::info!(domain, challenge = ?kind, "answering the ACME challenge");
         challenge.set_ready().await.map_err(AcmeError::Order)?;
@@ -121,9 +122,7 @@ pub async fn issue(
         other => AcmeError::Order(other),
     })?;
     if status != OrderStatus::Ready {
-        return Err(AcmeError::ChallengeFailed(
-            failure_detail(&mut order).await,
-        ));
+        return Err(AcmeError::ChallengeFailed(failure_detail(&mut order).await));
     }
     let key_pem = order.finalize().await.map_err(AcmeError::Order)?;
     let chain_pem = order
@@ -234,9 +233,7 @@ impl HttpsClient {
             .https_only()
             .enable_http1()
             .build();
-        Ok(Self(
-            Client::builder(TokioExecutor::new()).build(connector),
-        ))
+        Ok(Self(Client::builder(TokioExecutor::new()).build(connector)))
     }
 }
 

@@ -86,7 +86,10 @@ impl CertResolver {
 
 /// The self-signed certificate RFC 8737 asks for: `domain` as its only SAN and the critical `acmeIdentifier`
 /// extension holding the SHA-256 digest of the key authorization.
-pub fn challenge_certificate(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, ChallengeCertError> {
+pub fn challenge_certificate(
+    domain: &str,
+    digest: &[u8],
+) -> Result<Arc<CertifiedKey>, ChallengeCertError> {
     let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
@@ -98,7 +101,10 @@ pub fn challenge_certificate(domain: &str, digest: &[u8]) -> Result<Arc<Certifie
         .key_provider
         .load_private_key(PrivateKeyDer::Pkcs8(key.serialize_der().into()))
         .map_err(ChallengeCertError::Rustls)?;
-    Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing_key)))
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing_key,
+    )))
 }
 
 /// A certified key from a chain and key, checking that they belong together.

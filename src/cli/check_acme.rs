@@ -12,7 +12,10 @@ pub fn check(acme: &AcmeConfig) -> bool {
         LETS_ENCRYPT_STAGING => " (Let's Encrypt staging: certificates are not publicly trusted)",
         _ => "",
     };
-    println!("tls: certificates from ACME for {}", acme.domains.join(", "));
+    println!(
+        "tls: certificates from ACME for {}",
+        acme.domains.join(", ")
+    );
     println!("acme: directory {}{directory}", acme.directory_url);
     let mut challenges = Vec::new();
     if acme.tls_alpn_01 {
@@ -24,7 +27,10 @@ pub fn check(acme: &AcmeConfig) -> bool {
     println!("acme: challenges {}", challenges.join("; "));
     println!(
         "acme: contact {}",
-        acme.contact.as_deref().map_or("none (no expiry e-mails)", |c| c.trim_start_matches("mailto:"))
+        acme.contact
+            .as_deref()
+            .map_or("none (no expiry e-mails)", |c| c
+                .trim_start_matches("mailto:"))
     );
     if let Some(ca) = &acme.directory_ca_file {
         let readable = CertificateDer::pem_file_iter(ca)
@@ -68,6 +74,9 @@ pub fn check(acme: &AcmeConfig) -> bool {
 fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }

@@ -47,7 +47,10 @@ fn d_directory() -> String {
     DEFAULT_ACME_DIRECTORY.to_owned()
 }
 fn d_challenges() -> Vec<String> {
-    DEFAULT_ACME_CHALLENGES.iter().map(|c| (*c).to_owned()).collect()
+    DEFAULT_ACME_CHALLENGES
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect()
 }
 fn d_retry_initial() -> u64 {
     DEFAULT_ACME_RETRY_INITIAL_MS
@@ -96,7 +99,9 @@ impl Validator<'_> {
                     format!("`{name}` is listed twice"),
                 )),
                 Ok(name) => domains.push(name),
-                Err(problem) => self.issues.push(issue(format!("acme.domains[{i}]"), problem)),
+                Err(problem) => self
+                    .issues
+                    .push(issue(format!("acme.domains[{i}]"), problem)),
             }
         }
         let contact = raw.contact_email.as_ref().and_then(|email| {
@@ -132,7 +137,9 @@ impl Validator<'_> {
                 "http-01" => http_01 = true,
                 other => self.issues.push(issue(
                     format!("acme.challenges[{i}]"),
-                    format!("`{other}` is not `tls-alpn-01` or `http-01` (dns-01 is not supported)"),
+                    format!(
+                        "`{other}` is not `tls-alpn-01` or `http-01` (dns-01 is not supported)"
+                    ),
                 )),
             }
         }
@@ -156,8 +163,12 @@ impl Validator<'_> {
             }
             (None, false) => None,
         };
-        let retry_initial =
-            self.duration("acme.retry_initial_ms", raw.retry_initial_ms, 100, 86_400_000);
+        let retry_initial = self.duration(
+            "acme.retry_initial_ms",
+            raw.retry_initial_ms,
+            100,
+            86_400_000,
+        );
         let retry_max = self.duration("acme.retry_max_ms", raw.retry_max_ms, 100, 86_400_000);
         if raw.retry_max_ms < raw.retry_initial_ms {
             self.issues.push(issue(
@@ -173,7 +184,10 @@ impl Validator<'_> {
             domains,
             contact,
             directory_url: raw.directory_url.clone(),
-            directory_ca_file: raw.directory_ca_file.as_ref().map(|f| self.base_dir.join(f)),
+            directory_ca_file: raw
+                .directory_ca_file
+                .as_ref()
+                .map(|f| self.base_dir.join(f)),
             tls_alpn_01,
             http01_listen,
             state_dir,
@@ -218,7 +232,9 @@ fn domain(name: &str) -> Result<String, String> {
     if valid {
         Ok(lower)
     } else {
-        Err(format!("`{name}` is not a DNS name (use the xn-- form for IDNs)"))
+        Err(format!(
+            "`{name}` is not a DNS name (use the xn-- form for IDNs)"
+        ))
     }
 }
 
@@ -316,16 +332,27 @@ mod tests {
 
     #[test]
     fn the_example_acme_section_parses_with_the_documented_defaults() {
-        let config = Config::from_toml(&example_with_acme(), Path::new("/etc/koogate"), &env).unwrap();
+        let config =
+            Config::from_toml(&example_with_acme(), Path::new("/etc/koogate"), &env).unwrap();
         let acme = config.server.certificates.acme().unwrap();
         assert_eq!(acme.domains, ["shop.example.com"]);
         assert_eq!(acme.contact.as_deref(), Some("mailto:ops@example.com"));
         assert_eq!(acme.directory_url, DEFAULT_ACME_DIRECTORY);
         assert!(acme.tls_alpn_01);
-        assert_eq!(acme.retry_initial, Duration::from_millis(DEFAULT_ACME_RETRY_INITIAL_MS));
-        assert_eq!(acme.retry_max, Duration::from_millis(DEFAULT_ACME_RETRY_MAX_MS));
+        assert_eq!(
+            acme.retry_initial,
+            Duration::from_millis(DEFAULT_ACME_RETRY_INITIAL_MS)
+        );
+        assert_eq!(
+            acme.retry_max,
+            Duration::from_millis(DEFAULT_ACME_RETRY_MAX_MS)
+        );
         assert!(config.server.certificates.files().is_none());
-        assert!(config.reload.files.iter().all(|f| !f.ends_with("fullchain.pem")));
+        assert!(config
+            .reload
+            .files
+            .iter()
+            .all(|f| !f.ends_with("fullchain.pem")));
     }
 
     #[test]
@@ -344,8 +371,18 @@ mod tests {
             "domains = [\"shop.example.com\"]",
         );
         let found = errors(&both);
-        assert!(found.iter().any(|e| e.starts_with("server.cert_chain_file: remove it")), "{found:?}");
-        assert!(found.iter().any(|e| e.starts_with("server.private_key_file: remove it")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with("server.cert_chain_file: remove it")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with("server.private_key_file: remove it")),
+            "{found:?}"
+        );
         let neither = EXAMPLE
             .lines()
             .filter(|l| !l.starts_with("cert_chain_file"))
@@ -359,10 +396,22 @@ mod tests {
     #[test]
     fn every_acme_error_is_reported_with_its_key_path() {
         let text = example_with_acme()
-            .replace("domains = [\"shop.example.com\"]", "domains = [\"ok.example\", \"*.example\", \"ok.example\"]")
-            .replace("challenges = [\"tls-alpn-01\"]", "challenges = [\"http-01\", \"dns-01\"]")
-            .replace("contact_email = \"ops@example.com\"", "contact_email = \"ops\"")
-            .replace("directory_url = \"https://acme-v02", "directory_url = \"http://acme-v02")
+            .replace(
+                "domains = [\"shop.example.com\"]",
+                "domains = [\"ok.example\", \"*.example\", \"ok.example\"]",
+            )
+            .replace(
+                "challenges = [\"tls-alpn-01\"]",
+                "challenges = [\"http-01\", \"dns-01\"]",
+            )
+            .replace(
+                "contact_email = \"ops@example.com\"",
+                "contact_email = \"ops\"",
+            )
+            .replace(
+                "directory_url = \"https://acme-v02",
+                "directory_url = \"http://acme-v02",
+            )
             .replace("retry_max_ms = 3600000", "retry_max_ms = 1000");
         let found = errors(&text);
         for path in [
@@ -374,7 +423,10 @@ mod tests {
             "acme.directory_url",
             "acme.retry_max_ms",
         ] {
-            assert!(found.iter().any(|e| e.starts_with(&format!("{path}: "))), "{path} missing in {found:?}");
+            assert!(
+                found.iter().any(|e| e.starts_with(&format!("{path}: "))),
+                "{path} missing in {found:?}"
+            );
         }
     }
 

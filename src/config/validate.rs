@@ -101,18 +101,18 @@ impl Validator<'_> {
                 .files()
                 .into_iter()
                 .flat_map(|(cert, key)| [cert.to_path_buf(), key.to_path_buf()])
-            .chain(
-                raw.access_keys
-                    .iter()
-                    .filter_map(|k| k.file.as_ref().map(|f| self.base_dir.join(f))),
-            )
-            .chain(
-                raw.store
-                    .journal_key_file
-                    .as_ref()
-                    .map(|f| self.base_dir.join(f)),
-            )
-            .collect(),
+                .chain(
+                    raw.access_keys
+                        .iter()
+                        .filter_map(|k| k.file.as_ref().map(|f| self.base_dir.join(f))),
+                )
+                .chain(
+                    raw.store
+                        .journal_key_file
+                        .as_ref()
+                        .map(|f| self.base_dir.join(f)),
+                )
+                .collect(),
         };
 
         match (self.issues.is_empty(), keys, upstream) {
@@ -152,8 +152,10 @@ impl Validator<'_> {
         match &raw.acme {
             Some(acme) => Certificates::Acme(self.acme(acme, &raw.store.data_dir)),
             None => Certificates::Files {
-                cert_chain_file: self.path("server.cert_chain_file", cert.map_or(Path::new("-"), |p| p)),
-                private_key_file: self.path("server.private_key_file", key.map_or(Path::new("-"), |p| p)),
+                cert_chain_file: self
+                    .path("server.cert_chain_file", cert.map_or(Path::new("-"), |p| p)),
+                private_key_file: self
+                    .path("server.private_key_file", key.map_or(Path::new("-"), |p| p)),
             },
         }
     }

@@ -81,7 +81,14 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
-        Self::build(config, Arc::new(store), Arc::default(), metrics, clock, acme)
+        Self::build(
+            config,
+            Arc::new(store),
+            Arc::default(),
+            metrics,
+            clock,
+            acme,
+        )
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the

@@ -34,7 +34,9 @@ async fn serving_leaf(addr: std::net::SocketAddr, root_pem: &str) -> Certificate
         .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
         .await
         .expect("the served certificate chains to Pebble's issuing root");
-    stream.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    stream.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 struct Setup {
@@ -80,7 +82,9 @@ impl Setup {
 }
 
 async fn assert_call_answered(addr: std::net::SocketAddr, root_pem: &str) {
-    let reply = client::Client::new(addr, root_pem).send(&new_instance()).await;
+    let reply = client::Client::new(addr, root_pem)
+        .send(&new_instance())
+        .await;
     reply.assert_code("000000");
     reply.assert_signed_by(KEY);
 }
@@ -105,7 +109,10 @@ async fn tls_alpn_01_certificate_is_issued_at_start_serves_calls_and_is_reused_a
     assert_eq!(setup.upstream.count(), 1);
     let leaf = serving_leaf(gateway.addr, &root).await;
     let metrics = gateway.metrics().await;
-    assert_eq!(metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(
+        metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}"),
+        1.0
+    );
     assert!(metric(&metrics, "koogate_acme_last_success_timestamp_seconds") > 1.7e9);
     assert!(metric(&metrics, "koogate_certificate_expiry_timestamp_seconds") > 1.7e9);
     #[cfg(unix)]
@@ -123,10 +130,20 @@ async fn tls_alpn_01_certificate_is_issued_at_start_serves_calls_and_is_reused_a
     let gateway = AcmeGateway::start(bound, &acme, &setup.upstream.url(), setup.path()).await;
     gateway.wait_ready(Duration::from_secs(5)).await;
     assert_call_answered(gateway.addr, &root).await;
-    assert_eq!(serving_leaf(gateway.addr, &root).await, leaf, "the same certificate");
+    assert_eq!(
+        serving_leaf(gateway.addr, &root).await,
+        leaf,
+        "the same certificate"
+    );
     let metrics = gateway.metrics().await;
-    assert_eq!(metric(&metrics, "koogate_acme_last_attempt_timestamp_seconds"), 0.0);
-    assert_eq!(metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}"), 0.0);
+    assert_eq!(
+        metric(&metrics, "koogate_acme_last_attempt_timestamp_seconds"),
+        0.0
+    );
+    assert_eq!(
+        metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}"),
+        0.0
+    );
     gateway.stop().await;
 }
 
@@ -149,12 +166,18 @@ async fn http_01_certificate_is_issued_and_the_challenge_listener_answers_nothin
         "POST /koogallery/hook HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}",
     ] {
         let mut tcp = TcpStream::connect(http01).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes())
+            .await
+            .unwrap();
         let raw = client::read_to_close(&mut tcp, Duration::from_secs(3)).await;
         let (status, _, body) = client::parse_raw_response(&raw);
         assert_eq!((status, body.len()), (404, 0), "{request:?}");
     }
-    assert_eq!(setup.upstream.count(), 1, "nothing from port 80 reached the app");
+    assert_eq!(
+        setup.upstream.count(),
+        1,
+        "nothing from port 80 reached the app"
+    );
     gateway.stop().await;
 }
 
@@ -186,7 +209,11 @@ async fn send_on(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes
         request = request.header(name, value);
     }
     let response = sender
-        .send_request(request.body(Full::new(Bytes::from(call.body.clone()))).unwrap())
+        .send_request(
+            request
+                .body(Full::new(Bytes::from(call.body.clone())))
+                .unwrap(),
+        )
         .await
         .expect("the connection opened before the renewal still works");
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -214,9 +241,16 @@ async fn a_short_lived_certificate_is_renewed_while_calls_keep_succeeding() {
     let mut leaves = vec![first.clone()];
     let mut calls = 0;
     while leaves.len() < 3 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no second renewal within 30 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no second renewal within 30 s"
+        );
         assert_call_answered(gateway.addr, &root).await;
-        assert_eq!(send_on(&mut kept).await, "000000", "the connection opened before any renewal");
+        assert_eq!(
+            send_on(&mut kept).await,
+            "000000",
+            "the connection opened before any renewal"
+        );
         calls += 2;
         let leaf = serving_leaf(gateway.addr, &root).await;
         if leaves.last() != Some(&leaf) {
@@ -224,7 +258,11 @@ async fn a_short_lived_certificate_is_renewed_while_calls_keep_succeeding() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(send_on(&mut kept).await, "000000", "a connection from before the renewals");
+    assert_eq!(
+        send_on(&mut kept).await,
+        "000000",
+        "a connection from before the renewals"
+    );
     assert_eq!(setup.upstream.count(), calls + 2);
     let metrics = gateway.metrics().await;
     assert!(metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}") >= 3.0);
@@ -267,13 +305,20 @@ async fn a_failing_renewal_keeps_the_old_certificate_serving_and_is_counted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let metrics = gateway.metrics().await;
-    assert_eq!(metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(
+        metric(&metrics, "koogate_acme_attempts_total{outcome=\"success\"}"),
+        1.0
+    );
     assert!(
         metric(&metrics, "koogate_acme_last_attempt_timestamp_seconds")
             > metric(&metrics, "koogate_acme_last_success_timestamp_seconds")
     );
     assert!(issued_at.elapsed() < Duration::from_secs(validity_s - 1));
     assert_call_answered(gateway.addr, &root).await;
-    assert_eq!(serving_leaf(gateway.addr, &root).await, leaf, "the old certificate still serves");
+    assert_eq!(
+        serving_leaf(gateway.addr, &root).await,
+        leaf,
+        "the old certificate still serves"
+    );
     gateway.stop().await;
 }

@@ -120,8 +120,13 @@ impl Pebble {
             tls,
         };
         let started = Instant::now();
-        while TcpStream::connect(listen).await.is_err() || TcpStream::connect(management).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "pebble did not start listening");
+        while TcpStream::connect(listen).await.is_err()
+            || TcpStream::connect(management).await.is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "pebble did not start listening"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         pebble
@@ -136,7 +141,10 @@ impl Pebble {
         let tls = client::tls_config(&self.tls.ca_pem, rustls::ALL_VERSIONS);
         let tcp = TcpStream::connect(self.management).await.unwrap();
         let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
             .await
             .unwrap();
         let mut stream = stream;
@@ -162,7 +170,11 @@ impl Drop for Pebble {
 
 /// A free loopback port (bound and released; nothing else on this machine races for it in practice).
 pub async fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A gateway under `[acme]`, on listeners bound before Pebble starts (Pebble must know their ports).
@@ -208,7 +220,13 @@ impl Bound {
 }
 
 /// The `[acme]` table for Pebble at `directory_url`; `challenges` is TOML (`["tls-alpn-01"]`).
-pub fn acme_toml(directory_url: &str, ca_file: &Path, state_dir: &Path, challenges: &str, http01: bool) -> String {
+pub fn acme_toml(
+    directory_url: &str,
+    ca_file: &Path,
+    state_dir: &Path,
+    challenges: &str,
+    http01: bool,
+) -> String {
     format!(
         "[acme]\ndomains = [\"{DOMAIN}\"]\ncontact_email = \"ops@example.com\"\ndirectory_url = \"{directory_url}\"\n\
          directory_ca_file = \"{}\"\nchallenges = {challenges}\nstate_dir = \"{}\"\n{}\
@@ -248,7 +266,10 @@ impl AcmeGateway {
         };
         let addr = listeners.https.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap();
-        let http01 = listeners.acme_http.as_ref().map(|l| l.local_addr().unwrap());
+        let http01 = listeners
+            .acme_http
+            .as_ref()
+            .map(|l| l.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(koogate::run_with(
             config,
