@@ -125,6 +125,35 @@ async fn tls_alpn_01_certificate_is_issued_at_start_serves_calls_and_is_reused_a
     gateway.stop().await;
     drop(pebble);
 
+    // `koogate check` shows the setup and the stored certificate.
+    let config = setup.path().join("koogate.toml");
+    std::fs::write(
+        &config,
+        AcmeGateway::config_toml(&acme, &setup.upstream.url()),
+    )
+    .unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("KEY_primary", KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for line in [
+        "tls: certificates from ACME for localhost",
+        "acme: challenges tls-alpn-01 on server.listen",
+        "acme: contact ops@example.com",
+        "(account stored)",
+        "acme: stored certificate valid until ",
+    ] {
+        assert!(stdout.contains(line), "`{line}` missing in:\n{stdout}");
+    }
+
     // Restarted with the CA gone: the stored certificate serves at once, and no order is attempted.
     let bound = Bound::new(false).await;
     let gateway = AcmeGateway::start(bound, &acme, &setup.upstream.url(), setup.path()).await;
@@ -320,5 +349,43 @@ async fn a_failing_renewal_keeps_the_old_certificate_serving_and_is_counted() {
         leaf,
         "the old certificate still serves"
     );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_certificate_yet_handshakes_fail_and_readiness_stays_false() {
+    let setup = Setup::new().await;
+    let bound = Bound::new(false).await;
+    // A directory nobody answers: no certificate can be issued.
+    let nowhere = format!("https://{}/dir", free_port().await);
+    let acme = acme_toml(
+        &nowhere,
+        &setup.path().join("pebble-ca.pem"),
+        &setup.path().join("acme"),
+        "[\"tls-alpn-01\"]",
+        false,
+    );
+    let gateway = AcmeGateway::start(bound, &acme, &setup.upstream.url(), setup.path()).await;
+    let failures = "koogate_acme_attempts_total{outcome=\"account\"}";
+    let started = Instant::now();
+    while metric(&gateway.metrics().await, failures) < 2.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no failed attempt counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = client::admin_get(gateway.admin, "/readyz").await.unwrap();
+    assert_eq!(status, 503, "not ready without a certificate");
+    let tls = client::tls_config(&setup.tls.ca_pem, rustls::ALL_VERSIONS);
+    let tcp = TcpStream::connect(gateway.addr).await.unwrap();
+    let handshake = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+        .await;
+    assert!(
+        handshake.is_err(),
+        "nothing to serve before the first certificate"
+    );
+    assert_eq!(setup.upstream.count(), 0);
     gateway.stop().await;
 }

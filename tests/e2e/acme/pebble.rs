@@ -239,19 +239,24 @@ pub fn acme_toml(
 
 impl AcmeGateway {
     /// Starts the gateway with `acme` as its `[acme]` table, forwarding to `upstream_url`.
+    /// The whole configuration: memory store, one route to `upstream_url`, the key from `KEY_primary`.
+    pub fn config_toml(acme: &str, upstream_url: &str) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nhandshake_timeout_ms = 2000\nshutdown_grace_ms = 2000\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[access_keys]]\nname = \"primary\"\nenv = \"KEY_primary\"\n\
+             [store]\nbackend = \"memory\"\n\
+             [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{upstream_url}\"\n{acme}"
+        )
+    }
+
     pub async fn start(bound: Bound, acme: &str, upstream_url: &str, dir: &Path) -> Self {
         // The ACME task's log lines show in a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("koogate=info")
             .with_test_writer()
             .try_init();
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nhandshake_timeout_ms = 2000\nshutdown_grace_ms = 2000\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n\
-             [[access_keys]]\nname = \"primary\"\nenv = \"KEY_primary\"\n\
-             [store]\nbackend = \"memory\"\n\
-             [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{upstream_url}\"\n{acme}"
-        );
+        let text = Self::config_toml(acme, upstream_url);
         let env = |name: &str| match name {
             "KEY_primary" => Some(KEY.to_owned()),
             "KOOGATE_JOURNAL_KEY" => Some(JOURNAL_KEY.to_owned()),
