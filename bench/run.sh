@@ -187,6 +187,9 @@ pool_max_idle_per_host = 32
 [upstream.routes.app]
 url = "http://127.0.0.1:$UP_PORT$REQ_PATH"
 
+[test_calls]
+mode = "forward"
+
 [store]
 backend = "$STORE"
 data_dir = "data"

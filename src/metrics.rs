@@ -53,6 +53,8 @@ pub struct Metrics {
     /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
     pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
+    /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
+    pub v2_signature_forms: IntCounterVec,
 }
 
 impl Metrics {
@@ -158,6 +160,17 @@ impl Metrics {
         registry.register(Box::new(config_last_reload_success.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(journal_writes.clone()))?;
+        let v2_signature_forms = IntCounterVec::new(
+            Opts::new(
+                "koogate_v2_signature_forms_total",
+                "Verified V2 calls, by the bytes the signature matched: the raw body or its canonical JSON form",
+            ),
+            &["form"],
+        )?;
+        registry.register(Box::new(v2_signature_forms.clone()))?;
+        for form in ["raw", "canonical"] {
+            v2_signature_forms.with_label_values(&[form]);
+        }
         let replay_cache_entries = IntGauge::new(
             "koogate_replay_cache_entries",
             "Nonces remembered for replay protection",
@@ -236,6 +249,7 @@ impl Metrics {
             certificate_expiry,
             journal_writes,
             connections_accepted,
+            v2_signature_forms,
         })
     }
 

@@ -137,7 +137,8 @@ mod tests {
 
     const BASE: &str = "[server]\nlisten = \"127.0.0.1:8443\"\ncert_chain_file = \"c\"\nprivate_key_file = \"k\"\n\
         [[access_keys]]\nname = \"a\"\nenv = \"K\"\n[upstream]\ndefault_route = \"app\"\n\
-        [upstream.routes.app]\nurl = \"http://127.0.0.1:3000/\"\n[store]\nbackend = \"memory\"\n";
+        [upstream.routes.app]\nurl = \"http://127.0.0.1:3000/\"\n[store]\nbackend = \"memory\"\n\
+        [test_calls]\nmode = \"forward\"\n";
 
     fn config(text: &str) -> Config {
         let env = |name: &str| {

@@ -1,6 +1,6 @@
 //! Secrets (access keys) held in types that never print and are wiped on drop.
 
-use crate::protocol::fields::{FieldCipher, FieldKey};
+use crate::protocol::fields::{FieldCipher, FieldKey, InboundFields};
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -36,6 +36,12 @@ impl AccessKey {
         self
     }
 
+    /// Sets how the product's buyer fields arrive (after [`AccessKey::with_fields`], which resets it).
+    pub fn with_buyer_fields(mut self, inbound: InboundFields) -> Self {
+        self.field_key = self.field_key.with_inbound(inbound);
+        self
+    }
+
     pub fn field_key(&self) -> &FieldKey {
         &self.field_key
     }
@@ -67,6 +73,10 @@ impl fmt::Debug for AccessKey {
 #[derive(Debug, Clone)]
 pub struct AccessKeys {
     keys: Vec<AccessKey>,
+    /// Signs answers to calls no key verified (`verify.unauthenticated_answer_key`); the first key by default.
+    unauthenticated: KeyIndex,
+    /// Per request path (`verify.unauthenticated_answer_key_by_path`), exact match, before `unauthenticated`.
+    unauthenticated_by_path: Vec<(String, KeyIndex)>,
 }
 
 /// Position of a key inside [`AccessKeys`]; the key that verified a request also signs its answer.
@@ -76,12 +86,37 @@ pub struct KeyIndex(usize);
 impl AccessKeys {
     /// `None` when `keys` is empty: a gateway without a key cannot verify anything.
     pub fn new(keys: Vec<AccessKey>) -> Option<Self> {
-        (!keys.is_empty()).then_some(Self { keys })
+        (!keys.is_empty()).then_some(Self {
+            keys,
+            unauthenticated: KeyIndex(0),
+            unauthenticated_by_path: Vec::new(),
+        })
     }
 
-    /// The first configured key: signs answers to calls that were not verified by any key.
-    pub fn primary(&self) -> KeyIndex {
-        KeyIndex(0)
+    /// The key configured under `name`.
+    pub fn find(&self, name: &str) -> Option<KeyIndex> {
+        self.keys.iter().position(|k| k.name == name).map(KeyIndex)
+    }
+
+    /// Which keys sign answers to calls that no key verified: `default` for every path not in `by_path`.
+    pub fn with_unauthenticated(
+        mut self,
+        default: KeyIndex,
+        by_path: Vec<(String, KeyIndex)>,
+    ) -> Self {
+        self.unauthenticated = default;
+        self.unauthenticated_by_path = by_path;
+        self
+    }
+
+    /// The key that signs the answer to a call to `path` that no key verified (a forged or broken call, or one
+    /// refused before authentication): KooGallery can only check such an answer if it is signed with the key of
+    /// the product it called, so a multi-product deployment names it per path.
+    pub fn for_unauthenticated(&self, path: &str) -> KeyIndex {
+        self.unauthenticated_by_path
+            .iter()
+            .find(|(p, _)| p == path)
+            .map_or(self.unauthenticated, |(_, k)| *k)
     }
 
     pub fn get(&self, index: KeyIndex) -> &AccessKey {
@@ -114,6 +149,19 @@ mod tests {
             assert!(!printed.contains("s3cr3t"), "{printed}");
             assert!(printed.contains("primary"));
         }
+    }
+
+    #[test]
+    fn unauthenticated_answers_use_the_configured_key_per_path() {
+        let keys =
+            AccessKeys::new(vec![AccessKey::new("a", "1"), AccessKey::new("b", "2")]).unwrap();
+        assert_eq!(keys.get(keys.for_unauthenticated("/x")).name(), "a");
+        let b = keys.find("b").unwrap();
+        let a = keys.find("a").unwrap();
+        let keys = keys.with_unauthenticated(b, vec![("/product-a".into(), a)]);
+        assert_eq!(keys.get(keys.for_unauthenticated("/x")).name(), "b");
+        assert_eq!(keys.get(keys.for_unauthenticated("/product-a")).name(), "a");
+        assert!(keys.find("c").is_none());
     }
 
     #[test]

@@ -13,6 +13,11 @@ prints `listening on 127.0.0.1:<port>` once ready (`--port 0` picks a free port)
 
 Initial passwords are derived from the instance id and the APP_SECRET environment variable (set it outside a demo).
 
+When KOOGATE_UPSTREAM_SECRET (or KOOGATE_UPSTREAM_SECRET_FILE, a file holding it) is set — the same secret as
+koogate's `upstream.signature_key_env`/`signature_key_file` — every POST must carry koogate's signature
+(X-Koogate-Timestamp, X-Koogate-Signature; docs/upstream-contract.md section 2), else it is answered HTTP 401 and
+not processed: only koogate, which verified KooGallery's call, can then reach the app.
+
 One short log line per request goes to stderr. Buyer phone numbers, e-mail addresses and generated passwords are
 never logged.
 """
@@ -33,6 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Largest request body read; koogate itself accepts at most 64 KiB from KooGallery.
 MAX_BODY_BYTES = 1 << 20
+# koogate's signature must be at most this old (or this far ahead): clock skew between two hosts plus the deadline.
+MAX_SIGNATURE_AGE_MS = 300_000
 
 # Result codes (docs/upstream-contract.md section 5).
 INVALID_PARAMETERS = "000002"
@@ -50,6 +57,24 @@ INSTANCE_ACTIVITIES = {
 
 class BadRequest(Exception):
     """The call cannot be understood: answered 000002."""
+
+
+def upstream_secret() -> bytes | None:
+    """The secret koogate signs requests with, from the environment or a file; None when not configured."""
+    value = os.environ.get("KOOGATE_UPSTREAM_SECRET")
+    path = os.environ.get("KOOGATE_UPSTREAM_SECRET_FILE")
+    if value is None and path:
+        with open(path, encoding="utf-8") as f:
+            value = f.read().rstrip("\r\n")
+    return value.encode() if value else None
+
+
+def koogate_signature_ok(secret: bytes, timestamp: str, signature: str, body: bytes, now_ms: int) -> bool:
+    """koogate's check: HMAC-SHA256(secret, timestamp + "." + body) in hex, timestamp (Unix ms) recent."""
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now_ms - int(timestamp)) > MAX_SIGNATURE_AGE_MS:
+        return False
+    expected = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
 
 
 class Store:
@@ -241,6 +266,8 @@ class Handler(BaseHTTPRequestHandler):
     # for seeing what koogate sends; it contains decrypted buyer data, so never enable it in production).
     debug_last_call: bool = False
     last_call: dict | None = None
+    # koogate's upstream secret: when set, unsigned or badly signed POSTs get HTTP 401.
+    upstream_secret: bytes | None = None
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -256,8 +283,19 @@ class Handler(BaseHTTPRequestHandler):
         request_id = self.headers.get("x-request-id", "-")
         activity, detail = self.headers.get("x-koogate-activity", "-"), ""
         try:
+            body = self.read_body()
+            if self.upstream_secret is not None and not koogate_signature_ok(
+                self.upstream_secret,
+                self.headers.get("X-Koogate-Timestamp", ""),
+                self.headers.get("X-Koogate-Signature", ""),
+                body,
+                int(time.time() * 1000),
+            ):
+                self.reply(401, b'{"error":"missing or invalid koogate signature"}', "application/json")
+                self.log_line(f"{request_id} refused: missing or invalid koogate signature")
+                return
             try:
-                call = json.loads(self.read_body())
+                call = json.loads(body)
             except json.JSONDecodeError:
                 raise BadRequest("body is not JSON") from None
             if not isinstance(call, dict):
@@ -337,6 +375,7 @@ def main() -> None:
                         help="serve the last received call on GET /debug/last-call (tests only: holds buyer data)")
     args = parser.parse_args()
     Handler.debug_last_call = args.debug_last_call
+    Handler.upstream_secret = upstream_secret()
 
     # Seed for the deterministic initial passwords; set a real secret outside a demo.
     secret = os.environ.get("APP_SECRET", "python-upstream-demo-secret")

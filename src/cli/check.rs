@@ -311,6 +311,35 @@ fn print_summary(config: &Config) {
         let route = config.upstream.route_for(activity);
         println!("  {:<22} → {} → {}", activity.name(), route.name, route.url);
     }
+    for route in &config.upstream.routes {
+        if let Some((cert, _)) = &route.client_identity {
+            println!(
+                "  route {} presents client certificate {}",
+                route.name,
+                cert.display()
+            );
+        }
+    }
+    println!(
+        "upstream requests: {}",
+        if config.upstream.signature_key.is_some() {
+            "signed (X-Koogate-Timestamp, X-Koogate-Signature)"
+        } else {
+            "not signed (set upstream.signature_key_env or signature_key_file so the app can check koogate)"
+        }
+    );
+    let verify = &config.verify;
+    match (verify.v1_enabled, verify.v1_post) {
+        (false, _) => println!(
+            "V1 calls: off (the default) — V1 GET calls are refused with 000002, counted as \
+             koogate_rejections_total{{reason=\"v1_disabled\"}}; set [v1] enabled = true for a V1 product"
+        ),
+        (true, post) => println!(
+            "V1 calls: on, timestamp window {} ms{}",
+            verify.v1_timestamp_window.as_millis(),
+            if post { ", V1 POST variant too" } else { "" }
+        ),
+    }
     let upstream = &config.upstream;
     match &upstream.test_calls {
         TestCalls::Forward => println!("test calls (testFlag=1): forwarded like real calls, to the routes above"),

@@ -5,6 +5,7 @@
 mod acme;
 mod raw;
 mod validate;
+mod validate_keys;
 mod validate_sections;
 
 pub use acme::{AcmeConfig, RawAcme, DEFAULT_ACME_DIRECTORY, LETS_ENCRYPT_STAGING};
@@ -122,6 +123,8 @@ pub struct UpstreamConfig {
     pub route_of: [usize; Activity::ALL.len()],
     /// Where debugging calls (`testFlag=1`) go.
     pub test_calls: TestCalls,
+    /// Signs every upstream request when set.
+    pub signature_key: Option<crate::proxy::upstream_auth::UpstreamSigningKey>,
 }
 
 /// What KooGallery's debugging calls and lifecycle probes (`testFlag=1`) reach.
@@ -157,6 +160,8 @@ pub struct RouteConfig {
     pub url: http::Uri,
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for mTLS to an https:// upstream.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

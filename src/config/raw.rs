@@ -44,6 +44,8 @@ pub const DEFAULT_JOURNAL_KEY_ENV: &str = "KOOGATE_JOURNAL_KEY";
 pub const DEFAULT_V1_TIMESTAMP_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// KooGallery's default "sensitive information encryption algorithm" (encryptType 1).
 pub const DEFAULT_FIELD_CIPHER: &str = "aes-256-cbc";
+/// KooGallery documents the buyer's phone and email as always encrypted; anything else is a product's choice.
+pub const DEFAULT_BUYER_FIELDS: &str = "encrypted";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +62,8 @@ pub struct RawConfig {
     pub v1: RawV1,
     #[serde(default)]
     pub store: RawStore,
-    #[serde(default)]
-    pub test_calls: RawTestCalls,
+    /// Required: where KooGallery's debugging calls and probes go is a choice every deployment makes.
+    pub test_calls: Option<RawTestCalls>,
     #[serde(default)]
     pub reload: RawReload,
     pub upstream: RawUpstream,
@@ -121,6 +123,11 @@ pub struct RawVerify {
     pub timestamp_window_ms: u64,
     #[serde(default = "d_replay_entries")]
     pub replay_cache_max_entries: u64,
+    /// Name of the access key that signs answers to unauthenticated calls; default: the first key.
+    pub unauthenticated_answer_key: Option<String>,
+    /// The same per request path (exact match), for several products behind one listener.
+    #[serde(default)]
+    pub unauthenticated_answer_key_by_path: BTreeMap<String, String>,
 }
 
 impl Default for RawVerify {
@@ -128,6 +135,8 @@ impl Default for RawVerify {
         Self {
             timestamp_window_ms: d_window(),
             replay_cache_max_entries: d_replay_entries(),
+            unauthenticated_answer_key: None,
+            unauthenticated_answer_key_by_path: BTreeMap::new(),
         }
     }
 }
@@ -142,6 +151,9 @@ pub struct RawAccessKey {
     pub field_cipher: String,
     #[serde(default)]
     pub encrypt_app_info: bool,
+    /// `encrypted`, `plain` or `auto`: how the buyer's mobilePhone/email arrive.
+    #[serde(default = "d_buyer_fields")]
+    pub buyer_fields: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,21 +177,11 @@ impl Default for RawReload {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTestCalls {
-    #[serde(default = "d_test_mode")]
-    pub mode: String,
+    /// No default: `check` and `run` refuse a config without it.
+    pub mode: Option<String>,
     pub sandbox_route: Option<String>,
     #[serde(default = "d_test_front_end_url")]
     pub front_end_url: String,
-}
-
-impl Default for RawTestCalls {
-    fn default() -> Self {
-        Self {
-            mode: d_test_mode(),
-            sandbox_route: None,
-            front_end_url: d_test_front_end_url(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,7 +224,8 @@ impl Default for RawStore {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawV1 {
-    #[serde(default = "d_true")]
+    /// Off unless configured: a V2-only product should not accept GET calls with a 24 h window.
+    #[serde(default)]
     pub enabled: bool,
     #[serde(default = "d_v1_window")]
     pub timestamp_window_ms: u64,
@@ -233,7 +236,7 @@ pub struct RawV1 {
 impl Default for RawV1 {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             timestamp_window_ms: d_v1_window(),
             post: false,
         }
@@ -254,6 +257,9 @@ pub struct RawUpstream {
     pub connect_timeout_ms: u64,
     #[serde(default = "d_max_answer")]
     pub max_answer_bytes: u64,
+    /// The secret koogate signs every upstream request with (at most one of the two); default: unsigned.
+    pub signature_key_env: Option<String>,
+    pub signature_key_file: Option<PathBuf>,
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoute>,
 }
@@ -266,6 +272,9 @@ pub struct RawRoute {
     #[serde(default)]
     pub activities: Vec<String>,
     pub ca_file: Option<PathBuf>,
+    /// https:// only: a client certificate chain and key (PEM) presented to the upstream (mTLS).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,9 +286,6 @@ pub struct RawLog {
 
 fn d_debounce() -> u64 {
     DEFAULT_RELOAD_DEBOUNCE_MS
-}
-fn d_test_mode() -> String {
-    "forward".to_owned()
 }
 fn d_test_front_end_url() -> String {
     DEFAULT_TEST_FRONT_END_URL.to_owned()
@@ -299,11 +305,11 @@ fn d_data_dir() -> PathBuf {
 fn d_retention_days() -> u64 {
     DEFAULT_RETENTION_DAYS
 }
-fn d_true() -> bool {
-    true
-}
 fn d_v1_window() -> u64 {
     DEFAULT_V1_TIMESTAMP_WINDOW_MS
+}
+fn d_buyer_fields() -> String {
+    DEFAULT_BUYER_FIELDS.to_owned()
 }
 fn d_field_cipher() -> String {
     DEFAULT_FIELD_CIPHER.to_owned()

@@ -63,6 +63,11 @@ fn the_example_documents_every_key_the_parser_knows() {
         "[admin]",
         "timestamp_window_ms",
         "replay_cache_max_entries",
+        "buyer_fields",
+        "field_cipher",
+        "encrypt_app_info",
+        "unauthenticated_answer_key",
+        "[verify.unauthenticated_answer_key_by_path]",
         "[[access_keys]]",
         "name",
         "env",
@@ -78,6 +83,10 @@ fn the_example_documents_every_key_the_parser_knows() {
         "timeout_ms",
         "activities",
         "ca_file",
+        "signature_key_env",
+        "signature_key_file",
+        "client_cert_file",
+        "client_key_file",
         "format",
         "level",
         "[acme]",
@@ -181,7 +190,7 @@ fn an_activity_can_be_routed_to_its_own_upstream() {
 #[test]
 fn v1_and_field_settings_have_documented_defaults_and_are_checked() {
     let config = Config::from_toml(EXAMPLE, Path::new("."), &env_with_key).unwrap();
-    assert!(config.verify.v1_enabled && !config.verify.v1_post);
+    assert!(!config.verify.v1_enabled && !config.verify.v1_post);
     assert_eq!(
         config.verify.v1_timestamp_window,
         Duration::from_millis(DEFAULT_V1_TIMESTAMP_WINDOW_MS)
@@ -242,4 +251,142 @@ fn test_call_errors_are_reported_even_when_the_routes_fail() {
         paths.contains(&"upstream.default_route") && paths.contains(&"test_calls.mode"),
         "{paths:?}"
     );
+}
+
+#[test]
+fn a_config_without_an_explicit_test_calls_mode_is_refused_with_advice() {
+    let start = EXAMPLE.find("[test_calls]").unwrap();
+    let end = EXAMPLE[start..].find("\n[store]").unwrap() + start;
+    for text in [
+        format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]),
+        EXAMPLE.replace("mode = \"forward\"", "# no mode"),
+    ] {
+        let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+        let issue = errors
+            .0
+            .iter()
+            .find(|i| i.path == "test_calls.mode")
+            .unwrap_or_else(|| panic!("{errors}"));
+        for advice in ["sandbox", "forward", "builtin", "testFlag"] {
+            assert!(issue.message.contains(advice), "{}", issue.message);
+        }
+    }
+}
+
+#[test]
+fn v1_is_off_by_default_and_its_post_variant_needs_it() {
+    let text = EXAMPLE.replace("enabled = false", "");
+    let config = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap();
+    assert!(!config.verify.v1_enabled);
+    let text = EXAMPLE.replace("post = false", "post = true");
+    let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "v1.post");
+    let text = text.replace("enabled = false", "enabled = true");
+    assert!(Config::from_toml(&text, Path::new("."), &env_with_key).is_ok());
+}
+
+#[test]
+fn the_same_access_key_listed_twice_is_refused_with_advice() {
+    let twice = EXAMPLE.replace(
+        "[v1]\n",
+        "[[access_keys]]\nname = \"gcm\"\nenv = \"SAME_KEY\"\nfield_cipher = \"aes-256-gcm\"\n\n[v1]\n",
+    );
+    let env = |name: &str| match name {
+        "SAME_KEY" => Some("example-key".to_owned()),
+        other => env_with_key(other),
+    };
+    let errors = Config::from_toml(&twice, Path::new("."), &env).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "access_keys[1]");
+    assert!(errors.0[0].message.contains("`primary`"), "{errors}");
+    let other = |name: &str| match name {
+        "SAME_KEY" => Some("another-key".to_owned()),
+        other => env_with_key(other),
+    };
+    assert_eq!(
+        Config::from_toml(&twice, Path::new("."), &other)
+            .unwrap()
+            .keys
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn unauthenticated_answers_are_signed_with_the_named_key() {
+    let text = EXAMPLE
+        .replace(
+            "[v1]\n",
+            "[[access_keys]]\nname = \"b\"\nenv = \"B_KEY\"\n\n[v1]\n",
+        )
+        .replace(
+            "# unauthenticated_answer_key = \"primary\"",
+            "unauthenticated_answer_key = \"b\"",
+        )
+        .replace(
+            "# [verify.unauthenticated_answer_key_by_path]\n# \"/product-b/koogallery\" = \"product-b\"",
+            "[verify.unauthenticated_answer_key_by_path]\n\"/a\" = \"primary\"",
+        );
+    let env = |name: &str| match name {
+        "B_KEY" => Some("b-key".to_owned()),
+        other => env_with_key(other),
+    };
+    let config = Config::from_toml(&text, Path::new("."), &env).unwrap();
+    let keys = &config.keys;
+    assert_eq!(
+        keys.get(keys.for_unauthenticated("/koogallery")).name(),
+        "b"
+    );
+    assert_eq!(keys.get(keys.for_unauthenticated("/a")).name(), "primary");
+
+    let wrong = text
+        .replace("answer_key = \"b\"", "answer_key = \"nobody\"")
+        .replace("\"/a\" = \"primary\"", "\"/a\" = \"c\"");
+    let errors = Config::from_toml(&wrong, Path::new("."), &env).unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "verify.unauthenticated_answer_key",
+            "verify.unauthenticated_answer_key_by_path.\"/a\""
+        ]
+    );
+}
+
+#[test]
+fn upstream_signing_and_client_certificates_are_checked() {
+    let text = EXAMPLE.replace(
+        "# signature_key_env = \"KOOGATE_UPSTREAM_SECRET\"",
+        "signature_key_env = \"UPSTREAM_SECRET\"",
+    );
+    let env = |secret: &'static str| {
+        move |name: &str| match name {
+            "UPSTREAM_SECRET" => Some(secret.to_owned()),
+            other => env_with_key(other),
+        }
+    };
+    let config = Config::from_toml(&text, Path::new("."), &env("0123456789abcdef0123")).unwrap();
+    assert!(config.upstream.signature_key.is_some());
+    let errors = Config::from_toml(&text, Path::new("."), &env("short")).unwrap_err();
+    assert_eq!(errors.0[0].path, "upstream.signature_key_env");
+    assert!(Config::from_toml(EXAMPLE, Path::new("."), &env_with_key)
+        .unwrap()
+        .upstream
+        .signature_key
+        .is_none());
+
+    // The example's route is http://: a client certificate there is a mistake; half a pair too.
+    let mtls = EXAMPLE
+        .replace("# client_cert_file = ", "client_cert_file = ")
+        .replace("# client_key_file = ", "client_key_file = ");
+    let errors = Config::from_toml(&mtls, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "upstream.routes.app.client_cert_file");
+    let half = EXAMPLE
+        .replace(
+            "url = \"http://127.0.0.1:3000/koogallery\"",
+            "url = \"https://app.internal:3443/k\"",
+        )
+        .replace("# client_cert_file = ", "client_cert_file = ");
+    let errors = Config::from_toml(&half, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0[0].path, "upstream.routes.app");
 }

@@ -1,8 +1,6 @@
 //! Validation of the raw TOML structs into a [`Config`], collecting every problem with its key path.
 
 use super::*;
-use crate::protocol::fields::FieldCipher;
-use crate::secret::AccessKey;
 
 pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
     ConfigIssue {
@@ -84,10 +82,18 @@ impl Validator<'_> {
                 100_000_000,
             ),
         };
-        let keys = self.keys(&raw.access_keys);
+        if raw.v1.post && !raw.v1.enabled {
+            self.issues.push(issue(
+                "v1.post",
+                "the V1 POST variant needs V1: set [v1] enabled = true as well",
+            ));
+        }
+        let keys = self
+            .keys(&raw.access_keys)
+            .map(|keys| self.unauthenticated_keys(&raw.verify, keys));
         let mut upstream = self.upstream(&raw.upstream);
         // Checked even when [upstream] has errors, so every problem is reported in one run.
-        let test_calls = self.test_calls(&raw.test_calls, upstream.as_ref());
+        let test_calls = self.test_calls(raw.test_calls.as_ref(), upstream.as_ref());
         if let Some(upstream) = upstream.as_mut() {
             upstream.test_calls = test_calls;
         }
@@ -110,6 +116,15 @@ impl Validator<'_> {
                     raw.store
                         .journal_key_file
                         .as_ref()
+                        .map(|f| self.base_dir.join(f)),
+                )
+                .chain(
+                    raw.upstream
+                        .signature_key_file
+                        .iter()
+                        .chain(raw.upstream.routes.values().flat_map(|r| {
+                            r.client_cert_file.iter().chain(r.client_key_file.iter())
+                        }))
                         .map(|f| self.base_dir.join(f)),
                 )
                 .collect(),
@@ -183,76 +198,6 @@ impl Validator<'_> {
         usize::try_from(value).unwrap_or(usize::MAX)
     }
 
-    fn keys(&mut self, raw: &[RawAccessKey]) -> Option<AccessKeys> {
-        if raw.is_empty() {
-            self.issues.push(issue(
-                "access_keys",
-                "at least one access key is required ([[access_keys]] with env or file)",
-            ));
-        }
-        let mut keys = Vec::new();
-        for (i, k) in raw.iter().enumerate() {
-            let path = format!("access_keys[{i}]");
-            if k.name.trim().is_empty() {
-                self.issues
-                    .push(issue(format!("{path}.name"), "must not be empty"));
-            }
-            if raw[..i].iter().any(|other| other.name == k.name) {
-                self.issues.push(issue(
-                    format!("{path}.name"),
-                    format!("duplicate key name `{}`", k.name),
-                ));
-            }
-            let secret = match (&k.env, &k.file) {
-                (Some(var), None) => self.env.var(var).or_else(|| {
-                    self.issues.push(issue(
-                        format!("{path}.env"),
-                        format!("environment variable `{var}` is not set"),
-                    ));
-                    None
-                }),
-                (None, Some(file)) => {
-                    let file = self.base_dir.join(file);
-                    std::fs::read_to_string(&file)
-                        .map_err(|e| {
-                            self.issues.push(issue(
-                                format!("{path}.file"),
-                                format!("cannot read {}: {e}", file.display()),
-                            ));
-                        })
-                        .ok()
-                        // Secret files usually end with a newline that is not part of the key.
-                        .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                }
-                _ => {
-                    self.issues
-                        .push(issue(path.clone(), "set exactly one of `env` or `file`"));
-                    None
-                }
-            };
-            match secret {
-                Some(s) if s.is_empty() => self.issues.push(issue(path, "the access key is empty")),
-                Some(s) => {
-                    let cipher = FieldCipher::from_name(&k.field_cipher).unwrap_or_else(|| {
-                        self.issues.push(issue(
-                            format!("{path}.field_cipher"),
-                            format!(
-                                "`{}` is not aes-256-cbc, aes-128-cbc or aes-256-gcm",
-                                k.field_cipher
-                            ),
-                        ));
-                        FieldCipher::Aes256Cbc
-                    });
-                    keys.push(
-                        AccessKey::new(k.name.clone(), s).with_fields(cipher, k.encrypt_app_info),
-                    );
-                }
-                None => {}
-            }
-        }
-        AccessKeys::new(keys)
-    }
-
     fn upstream(&mut self, raw: &RawUpstream) -> Option<UpstreamConfig> {
         let deadline = self.duration("upstream.deadline_ms", raw.deadline_ms, 100, 4_900);
         let pool_idle_timeout = self.duration(
@@ -322,12 +267,32 @@ impl Validator<'_> {
                 }
             }
             let ca_file = route.ca_file.as_ref().map(|f| self.base_dir.join(f));
+            let client_identity = match (&route.client_cert_file, &route.client_key_file) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => {
+                    Some((self.base_dir.join(cert), self.base_dir.join(key)))
+                }
+                _ => {
+                    self.issues.push(issue(
+                        path.clone(),
+                        "set both `client_cert_file` and `client_key_file`, or neither",
+                    ));
+                    None
+                }
+            };
             if let Some(url) = url {
+                if client_identity.is_some() && url.scheme_str() != Some("https") {
+                    self.issues.push(issue(
+                        format!("{path}.client_cert_file"),
+                        "a client certificate is only presented to an https:// upstream",
+                    ));
+                }
                 routes.push(RouteConfig {
                     name: name.clone(),
                     url,
                     timeout,
                     ca_file,
+                    client_identity,
                 });
             }
         }
@@ -342,6 +307,7 @@ impl Validator<'_> {
                 format!("no route named `{}`", raw.default_route),
             ));
         }
+        let signature_key = self.upstream_signature_key(raw);
         let default = default?;
         let route_of = assigned.map(|slot| slot.unwrap_or(default));
         Some(UpstreamConfig {
@@ -353,6 +319,7 @@ impl Validator<'_> {
             routes,
             route_of,
             test_calls: TestCalls::Forward,
+            signature_key,
         })
     }
 

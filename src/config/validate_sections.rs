@@ -3,13 +3,24 @@
 use super::validate::{issue, Validator};
 use super::*;
 
+/// Why `[test_calls] mode` has no default, and how to choose (README "Debugging calls" says the same).
+const TEST_CALLS_ADVICE: &str = "must be set explicitly ([test_calls] mode = ...): KooGallery's console \
+debugging calls and twice-daily lifecycle probes carry testFlag=1 and must never create real resources. Choose \
+`sandbox` (with sandbox_route naming a staging copy of the app) while debugging for release; `forward` when the \
+app honours testFlag itself; `builtin` only when it cannot (KooGallery's probes then pass even if the app is broken)";
+
 impl Validator<'_> {
     pub(super) fn test_calls(
         &mut self,
-        raw: &RawTestCalls,
+        raw: Option<&RawTestCalls>,
         upstream: Option<&UpstreamConfig>,
     ) -> TestCalls {
-        match (raw.mode.as_str(), &raw.sandbox_route) {
+        let Some((raw, mode)) = raw.and_then(|r| r.mode.as_deref().map(|m| (r, m))) else {
+            self.issues
+                .push(issue("test_calls.mode", TEST_CALLS_ADVICE));
+            return TestCalls::Forward;
+        };
+        match (mode, &raw.sandbox_route) {
             ("forward", None) => TestCalls::Forward,
             ("builtin", None) => TestCalls::Builtin {
                 front_end_url: raw.front_end_url.clone(),

@@ -14,18 +14,23 @@ use hyper::body::Incoming;
 const V1_POST_TOKEN_HEADER: &str = "authToken";
 
 impl Gateway {
-    /// The generation a request uses, judged from its method and headers; `None` when it is neither.
-    pub(super) fn generation_of(&self, request: &Request<Incoming>) -> Option<Generation> {
+    /// The generation a request uses, judged from its method and headers; an error when it is neither, or
+    /// when it is V1 and V1 is off (its own reason, so an operator sees why KooGallery's V1 calls fail).
+    pub(super) fn generation_of(
+        &self,
+        request: &Request<Incoming>,
+    ) -> Result<Generation, GatewayError> {
         let verify = &self.config.verify;
         match *request.method() {
-            Method::GET if verify.v1_enabled => Some(Generation::V1),
+            Method::GET if verify.v1_enabled => Ok(Generation::V1),
+            Method::GET => Err(GatewayError::V1Disabled),
             Method::POST
                 if verify.v1_post && request.headers().contains_key(V1_POST_TOKEN_HEADER) =>
             {
-                Some(Generation::V1)
+                Ok(Generation::V1)
             }
-            Method::POST => Some(Generation::V2),
-            _ => None,
+            Method::POST => Ok(Generation::V2),
+            _ => Err(GatewayError::MethodNotAllowed),
         }
     }
 

@@ -15,6 +15,9 @@ use crate::state::StoreError;
 pub enum GatewayError {
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A V1 (GET) call while `[v1] enabled` is false (the default).
+    #[error("V1 call refused: V1 is off ([v1] enabled = false)")]
+    V1Disabled,
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -37,8 +40,18 @@ impl GatewayError {
     /// The result code KooGallery receives.
     pub fn result_code(&self) -> ResultCode {
         match self {
-            GatewayError::MethodNotAllowed => ResultCode::InvalidParameters,
-            GatewayError::Auth(_) => ResultCode::AuthenticationFailed,
+            GatewayError::MethodNotAllowed | GatewayError::V1Disabled => {
+                ResultCode::InvalidParameters
+            }
+            GatewayError::Auth(AuthError::DuplicateJsonKey(_)) => ResultCode::InvalidParameters,
+            GatewayError::Auth(
+                AuthError::MissingParameter(_)
+                | AuthError::MalformedParameter(_)
+                | AuthError::Query(_)
+                | AuthError::StaleTimestamp
+                | AuthError::FutureTimestamp
+                | AuthError::SignatureMismatch,
+            ) => ResultCode::AuthenticationFailed,
             GatewayError::Body(BodyError::TooLarge | BodyError::Timeout | BodyError::Read) => {
                 ResultCode::InvalidParameters
             }
@@ -56,6 +69,7 @@ impl GatewayError {
     pub fn reason(&self) -> &'static str {
         match self {
             GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::V1Disabled => "v1_disabled",
             GatewayError::Auth(e) => match e {
                 AuthError::MissingParameter(_) => "missing_auth_parameter",
                 AuthError::MalformedParameter(_) | AuthError::Query(_) => {
@@ -64,6 +78,7 @@ impl GatewayError {
                 AuthError::StaleTimestamp => "stale_timestamp",
                 AuthError::FutureTimestamp => "future_timestamp",
                 AuthError::SignatureMismatch => "bad_signature",
+                AuthError::DuplicateJsonKey(_) => "duplicate_json_key",
             },
             GatewayError::Body(e) => match e {
                 BodyError::TooLarge => "body_too_large",

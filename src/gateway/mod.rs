@@ -164,6 +164,7 @@ impl Gateway {
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let config = self.config.clone();
+        let path = request.uri().path().to_owned();
         match tokio::spawn(async move { self.answer(request).await }).await {
             Ok(response) => response,
             Err(_) => {
@@ -171,8 +172,8 @@ impl Gateway {
                 tracing::error!("request task failed");
                 let body =
                     KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
-                let signature =
-                    body_sign::header_value(config.keys.get(config.keys.primary()).expose(), &body);
+                let key = config.keys.get(config.keys.for_unauthenticated(&path));
+                let signature = body_sign::header_value(key.expose(), &body);
                 signed_response(body, signature, "", false)
             }
         }
@@ -184,6 +185,7 @@ impl Gateway {
         self.metrics.in_flight.inc();
         let _in_flight = scopeguard(&self.metrics.in_flight);
         let mut ctx = CallContext::default();
+        let path = request.uri().path().to_owned();
 
         let outcome = self.process(request, &request_id, started, &mut ctx).await;
         let (mut response, mut error) = match outcome {
@@ -226,10 +228,8 @@ impl Gateway {
         drop(ctx._flight.take());
 
         let body = response.to_bytes();
-        let key = self
-            .config
-            .keys
-            .get(ctx.key.unwrap_or(self.config.keys.primary()));
+        let keys = &self.config.keys;
+        let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
         // The configured name of the key that verified the call (never the key): shows when a rotation is done.
         let access_key = if ctx.key.is_some() {
             key.name()
@@ -277,12 +277,21 @@ impl Gateway {
         started: Instant,
         ctx: &mut CallContext,
     ) -> Result<KooResponse, GatewayError> {
-        let generation = self
-            .generation_of(&request)
-            .ok_or(GatewayError::MethodNotAllowed)?;
+        let generation = self.generation_of(&request).inspect_err(|e| {
+            if matches!(e, GatewayError::V1Disabled) {
+                ctx.generation = Some(Generation::V1);
+            }
+        })?;
         ctx.generation = Some(generation);
         let verified = self.authenticate(request, generation).await?;
         ctx.key = Some(verified.key());
+        if generation == Generation::V2 {
+            let form = verified.signed_form().name();
+            self.metrics
+                .v2_signature_forms
+                .with_label_values(&[form])
+                .inc();
+        }
         let now_ms = self.clock.now_ms();
         self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
@@ -325,7 +334,10 @@ impl Gateway {
             TestCalls::Builtin { front_end_url } if call.test_flag => {
                 test_responder::answer(&call, front_end_url).into()
             }
-            _ => self.upstreams.forward(&call, deadline).await?,
+            _ => {
+                let now_ms = self.clock.now_ms();
+                self.upstreams.forward(&call, deadline, now_ms).await?
+            }
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
         let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;

@@ -27,6 +27,34 @@ pub enum FieldCipher {
     Aes256Gcm,
 }
 
+/// How the product's buyer fields (`mobilePhone`, `email`) arrive: the per-key `buyer_fields` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InboundFields {
+    /// Always encrypted (KooGallery's documented behaviour): a value that does not decrypt is refused.
+    Encrypted,
+    /// Always plain text (or masked, `138****1234`): passed through, never decrypted.
+    Plain,
+    /// A value that is well-formed ciphertext must decrypt; any other value passes as plain text.
+    Auto,
+}
+
+impl InboundFields {
+    /// The configuration name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            InboundFields::Encrypted => "encrypted",
+            InboundFields::Plain => "plain",
+            InboundFields::Auto => "auto",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Encrypted, Self::Plain, Self::Auto]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
 /// Why a field could not be decrypted. All map to `000002`; none carries the field's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -115,6 +143,8 @@ pub fn sha1prng(seed: &[u8], n: usize) -> Zeroizing<Vec<u8>> {
 pub struct FieldKey {
     cipher: FieldCipher,
     key: Zeroizing<Vec<u8>>,
+    /// How buyer fields arrive in calls for this product.
+    inbound: InboundFields,
 }
 
 impl std::fmt::Debug for FieldKey {
@@ -132,11 +162,40 @@ impl FieldKey {
         Self {
             cipher,
             key: sha1prng(access_key, cipher.key_len()),
+            inbound: InboundFields::Encrypted,
         }
+    }
+
+    /// Sets how buyer fields arrive (default [`InboundFields::Encrypted`]).
+    pub fn with_inbound(mut self, inbound: InboundFields) -> Self {
+        self.inbound = inbound;
+        self
+    }
+
+    pub fn inbound(&self) -> InboundFields {
+        self.inbound
     }
 
     pub fn cipher(&self) -> FieldCipher {
         self.cipher
+    }
+
+    /// Whether `field` has the shape of this cipher's ciphertext (CBC: a 16-character letters-and-digits IV and
+    /// base64 of whole AES blocks; GCM: base64 of at least nonce and tag), without decrypting it. Masked or plain
+    /// values (`138****1234`, `a@example.com`) never do.
+    pub fn is_well_formed(&self, field: &str) -> bool {
+        let decoded_len = |text: &str| STANDARD.decode(text).ok().map(|d| d.len());
+        match self.cipher {
+            FieldCipher::Aes256Cbc | FieldCipher::Aes128Cbc => {
+                split_iv(field).is_ok_and(|(iv, body)| {
+                    iv.iter().all(u8::is_ascii_alphanumeric)
+                        && decoded_len(body).is_some_and(|n| n > 0 && n % 16 == 0)
+                })
+            }
+            FieldCipher::Aes256Gcm => {
+                decoded_len(field).is_some_and(|n| n >= GCM_NONCE_LEN + GCM_TAG_LEN)
+            }
+        }
     }
 
     /// The raw key bytes (for the test vectors).

@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod body_sign;
+pub mod canonical_json;
 pub mod fields;
 pub mod idempotency;
 pub mod mac;

@@ -17,6 +17,8 @@ use time::{macros::format_description, PrimitiveDateTime};
 
 /// Longest raw V1 query accepted; real calls are under 2 KiB.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Parameters whose raw `+` is always literal: base64 values (the token, encrypted fields, `saasExtendParams`).
+pub const PLUS_LITERAL: &[&str] = &["authToken", "mobilePhone", "email", "saasExtendParams"];
 
 /// The parameters of a V1 call, decoded but not yet verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct V1Query {
     token_text: String,
     time_stamp: String,
     timestamp_ms: u64,
+    /// The raw query when it holds a `+`: read again with `+` as a space if the literal reading does not verify.
+    plus_source: Option<String>,
 }
 
 impl V1Query {
@@ -54,10 +58,12 @@ impl V1Query {
             }
             params.push((name, value));
         }
-        Self::from_params(
+        let mut query = Self::from_params(
             params,
             token.ok_or(AuthError::MissingParameter("authToken"))?,
-        )
+        )?;
+        query.plus_source = raw_query.contains('+').then(|| raw_query.to_owned());
+        Ok(query)
     }
 
     fn from_params(
@@ -86,6 +92,7 @@ impl V1Query {
             token_text,
             time_stamp,
             timestamp_ms,
+            plus_source: None,
         })
     }
 
@@ -115,6 +122,30 @@ impl V1Query {
     pub fn message(&self) -> String {
         canonical_message(&self.params)
     }
+}
+
+/// The parameters (without `authToken`, sorted) with a raw `+` read as a space, as Java's `URLEncoder` and form
+/// encoders mean it, except in [`PLUS_LITERAL`] parameters; `None` when that changes nothing. The query was
+/// already parsed once, so its names decode and are unique.
+fn plus_as_space(raw_query: &str) -> Option<Vec<(String, String)>> {
+    let mut changed = false;
+    let mut params = Vec::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(raw_name)?;
+        if name == "authToken" {
+            continue;
+        }
+        let value = if raw_value.contains('+') && !PLUS_LITERAL.contains(&name.as_str()) {
+            changed = true;
+            decode(&raw_value.replace('+', " "))?
+        } else {
+            decode(raw_value)?
+        };
+        params.push((name, value));
+    }
+    params.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    changed.then_some(params)
 }
 
 /// `name=value` pairs (already sorted) joined with `&`.
@@ -163,7 +194,9 @@ pub fn auth_token(key: &[u8], time_stamp: &str, message: &str) -> [u8; 32] {
     token
 }
 
-/// Checks the freshness window and the token against every configured key.
+/// Checks the freshness window and the token against every configured key: over the values with `+` literal
+/// first, and only when that fails (and a `+` could mean a space) over the values with `+` read as a space.
+/// Both readings are HMAC-checked; the app receives the one that verified.
 pub fn verify(
     keys: &AccessKeys,
     query: V1Query,
@@ -171,15 +204,28 @@ pub fn verify(
     window: Duration,
 ) -> Result<Verified, AuthError> {
     let expires_ms = check_freshness(query.timestamp_ms, now_ms, window)?;
-    let message = query.message();
-    let key = matching_key(keys, &query.auth_token, |key| {
-        auth_token(key, &query.time_stamp, &message)
-    })?;
+    let over = |params: &[(String, String)]| {
+        let message = canonical_message(params);
+        matching_key(keys, &query.auth_token, |key| {
+            auth_token(key, &query.time_stamp, &message)
+        })
+    };
+    let (key, params) = match over(&query.params) {
+        Ok(key) => (key, query.params),
+        Err(mismatch) => {
+            let spaced = query
+                .plus_source
+                .as_deref()
+                .and_then(plus_as_space)
+                .ok_or(mismatch)?;
+            (over(&spaced)?, spaced)
+        }
+    };
     Ok(Verified::new(
         key,
         query.token_text,
         expires_ms,
-        Payload::V1(query.params),
+        Payload::V1(params),
     ))
 }
 

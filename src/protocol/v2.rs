@@ -5,9 +5,10 @@
 //! signature  = hex(HMAC-SHA256(accessKey, accessKey + nonce + timestamp + lowercase_hex(payloadMac)))
 //! ```
 
+use super::canonical_json::{self, DuplicateKey};
 use super::mac::hmac_sha256;
 use super::query::{self, QueryError};
-use super::verified::{Payload, Verified};
+use super::verified::{Payload, SignedForm, Verified};
 use crate::secret::{AccessKeys, KeyIndex};
 use bytes::Bytes;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub struct SignedQuery {
     nonce: String,
 }
 
-/// Why a V2 call failed authentication. Every variant maps to result code `000001`.
+/// Why a V2 call failed authentication. Every variant maps to result code `000001`, except a repeated JSON key (`000002`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("query parameter `{0}` is missing")]
@@ -40,6 +41,9 @@ pub enum AuthError {
     FutureTimestamp,
     #[error("signature does not match any configured access key")]
     SignatureMismatch,
+    /// Refused before the signature is checked; answered `000002` (a body problem, not a key problem).
+    #[error(transparent)]
+    DuplicateJsonKey(#[from] DuplicateKey),
 }
 
 impl SignedQuery {
@@ -122,8 +126,10 @@ fn percent_encode_nonce(nonce: &str) -> String {
     percent_encoding::utf8_percent_encode(nonce, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// Checks the timestamp window (cheap, first) and then the signature against every configured key, in constant
-/// time per key. `now_ms` is injected so tests control time.
+/// Checks the timestamp window (cheap, first), refuses a body that repeats a JSON key, and then checks the
+/// signature against every configured key, in constant time per key: over the raw body first, and only when that
+/// fails over its canonical form ([`canonical_json`]), so the extra work is spent only on mismatching calls.
+/// `now_ms` is injected so tests control time.
 pub fn verify(
     keys: &AccessKeys,
     query: SignedQuery,
@@ -132,15 +138,22 @@ pub fn verify(
     window: Duration,
 ) -> Result<Verified, AuthError> {
     let expires_ms = check_freshness(query.timestamp_ms, now_ms, window)?;
-    let key = matching_key(keys, &query.signature, |key| {
-        signature(key, &query.nonce, &query.timestamp, &body)
-    })?;
-    Ok(Verified::new(
-        key,
-        query.nonce,
-        expires_ms,
-        Payload::V2(body),
-    ))
+    canonical_json::check_unique_keys(&body)?;
+    let over = |bytes: &[u8]| {
+        matching_key(keys, &query.signature, |key| {
+            signature(key, &query.nonce, &query.timestamp, bytes)
+        })
+    };
+    let (key, form) = match over(&body) {
+        Ok(key) => (key, SignedForm::Raw),
+        Err(mismatch) => {
+            let canonical = canonical_json::canonicalise(&body)
+                .filter(|c| c[..] != body[..])
+                .ok_or(mismatch)?;
+            (over(&canonical)?, SignedForm::Canonical)
+        }
+    };
+    Ok(Verified::new(key, query.nonce, expires_ms, Payload::V2(body)).with_signed_form(form))
 }
 
 /// Refuses a timestamp outside `now ± window` (cheap, so it runs before any MAC); returns when the call's

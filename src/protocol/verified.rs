@@ -15,6 +15,24 @@ pub enum Payload {
     V1(Vec<(String, String)>),
 }
 
+/// Which bytes a V2 signature matched: the body as received, or its canonical form (see
+/// [`super::canonical_json`]). V1 calls are always `Raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedForm {
+    Raw,
+    Canonical,
+}
+
+impl SignedForm {
+    /// The `form` label of `koogate_v2_signature_forms_total`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignedForm::Raw => "raw",
+            SignedForm::Canonical => "canonical",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Verified {
     key: KeyIndex,
@@ -23,6 +41,7 @@ pub struct Verified {
     /// After this instant the freshness check alone refuses a replay, so the replay key may be forgotten.
     replay_expires_ms: u64,
     payload: Payload,
+    signed_form: SignedForm,
 }
 
 impl Verified {
@@ -46,7 +65,18 @@ impl Verified {
             ),
             replay_expires_ms,
             payload,
+            signed_form: SignedForm::Raw,
         }
+    }
+
+    pub(super) fn with_signed_form(mut self, form: SignedForm) -> Self {
+        self.signed_form = form;
+        self
+    }
+
+    /// Which bytes the signature matched.
+    pub fn signed_form(&self) -> SignedForm {
+        self.signed_form
     }
 
     /// The access key that matched; it also signs the answer (and derives field keys).

@@ -5,3 +5,4 @@ pub mod body;
 pub mod server;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_auth;

@@ -1,5 +1,6 @@
 //! The upstream client: one pooled keep-alive client per route, POSTing normalised JSON within the deadline.
 
+use super::upstream_auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::{RouteConfig, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::protocol::request::UpstreamRequest;
@@ -9,7 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls_pki_types::{pem::PemObject, CertificateDer};
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -56,6 +57,11 @@ pub enum BuildError {
     },
     #[error("no usable CA certificate in {path}")]
     NoCa { path: String },
+    #[error("cannot read the client certificate or key {path}")]
+    ClientIdentity {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
     #[error("TLS client configuration failed")]
     Tls(#[from] rustls::Error),
 }
@@ -94,11 +100,12 @@ impl Upstreams {
     }
 
     /// POSTs the normalised request to its activity's route and returns the answer body, all before `deadline`
-    /// (and the route's own timeout).
+    /// (and the route's own timeout). `now_ms` (Unix milliseconds) timestamps koogate's signature, if configured.
     pub async fn forward(
         &self,
         request: &UpstreamRequest,
         deadline: Instant,
+        now_ms: u64,
     ) -> Result<Bytes, UpstreamError> {
         let index = match self.config.test_calls {
             crate::config::TestCalls::Sandbox(sandbox) if request.test_flag => sandbox,
@@ -107,7 +114,7 @@ impl Upstreams {
         let route = &self.routes[index];
         let started = Instant::now();
         let deadline = deadline.min(started + route.config.timeout);
-        let result = tokio::time::timeout_at(deadline, self.exchange(route, request))
+        let result = tokio::time::timeout_at(deadline, self.exchange(route, request, now_ms))
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         let labels = [route.config.name.as_str()];
@@ -128,9 +135,15 @@ impl Upstreams {
         &self,
         route: &Route,
         request: &UpstreamRequest,
+        now_ms: u64,
     ) -> Result<Bytes, UpstreamError> {
         // Serialising the derived contract struct cannot fail.
         let body = serde_json::to_vec(request).unwrap_or_default();
+        let signature = self
+            .config
+            .signature_key
+            .as_ref()
+            .map(|key| key.headers(now_ms, &body));
         let mut http_request = Request::builder()
             .method(Method::POST)
             .uri(route.config.url.clone())
@@ -150,6 +163,14 @@ impl Upstreams {
             TEST_FLAG_HEADER,
             HeaderValue::from_static(if request.test_flag { "1" } else { "0" }),
         );
+        if let Some((timestamp, signature)) = signature {
+            for (name, value) in [(TIMESTAMP_HEADER, timestamp), (SIGNATURE_HEADER, signature)] {
+                // Digits and lowercase hex: always valid header values.
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+        }
 
         let response = route
             .client
@@ -188,12 +209,26 @@ fn client_for(config: &UpstreamConfig, route: &RouteConfig) -> Result<HttpClient
             return Err(BuildError::NoCa { path: shown });
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let tls = match &route.client_identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let failed = |path: &std::path::Path| {
+                let path = path.display().to_string();
+                move |source| BuildError::ClientIdentity { path, source }
+            };
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .and_then(|iter| iter.collect())
+                .map_err(failed(cert))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(failed(key))?;
+            // A key that does not match the certificate is refused here (rustls::Error).
+            builder.with_client_auth_cert(chain, key)?
+        }
+    };
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);

@@ -667,7 +667,7 @@ fn the_access_key_must_come_from_exactly_one_of_env_or_file() {
 #[tokio::test]
 async fn calls_signed_by_the_tool_are_accepted_and_their_answers_verify() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let body = r#"{"activity":"newInstance","businessId":"b-cli","orderId":"CLI-ORDER","orderLineId":"CLI-ORDER-1","testFlag":"1"}"#;
     let mut v2 = Call::new(body);
     v2.query = Some(keyed(KEY, &["sign", "--body", body]).ok().to_owned());
@@ -835,6 +835,9 @@ fn check_accepts_a_good_configuration_and_prints_the_routes() {
         "store: local, data_dir",
         "and the key in",
         "tls: the leaf certificate expires 4096-01-01",
+        "V1 calls: off (the default) — V1 GET calls are refused with 000002",
+        "set [v1] enabled = true for a V1 product",
+        "upstream requests: not signed",
     ] {
         assert!(report.contains(line), "{line:?} missing from:\n{report}");
     }
@@ -984,4 +987,34 @@ fn version_names_the_release_and_the_git_commit() {
         text.trim(),
         format!("koogate {} (commit {head})", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn check_and_run_refuse_a_configuration_without_a_test_calls_mode() {
+    let cert = TestCert::new();
+    let text = good_config(ROUTES).replace(
+        "[test_calls]\nmode = \"sandbox\"\nsandbox_route = \"staging\"\n",
+        "",
+    );
+    assert!(!text.contains("[test_calls]"));
+    let config = write_config(cert.path(), &text);
+    let report = check(&config, &[]).check_failed().to_owned();
+    assert!(
+        report.contains("error: test_calls.mode: must be set explicitly"),
+        "{report}"
+    );
+    for advice in [
+        "`sandbox`",
+        "`forward` when the app honours testFlag",
+        "`builtin` only when",
+    ] {
+        assert!(report.contains(advice), "{advice} missing from:\n{report}");
+    }
+    let run = koogate(
+        &["run", "--config", &config],
+        &[(KEY_ENV, KEY), (JOURNAL_KEY_ENV, JOURNAL_KEY)],
+        None,
+    );
+    assert_ne!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.contains("test_calls.mode"), "{run:#?}");
 }

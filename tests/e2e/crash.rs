@@ -49,6 +49,10 @@ default_route = "app"
 deadline_ms = 3000
 [upstream.routes.app]
 url = "{}"
+[test_calls]
+mode = "forward"
+[v1]
+enabled = true
 [log]
 format = "json"
 level = "info"
@@ -509,7 +513,7 @@ async fn an_acknowledged_answer_survives_kill_9_and_retries_still_deduplicate() 
 #[tokio::test]
 async fn the_journal_cli_filters_and_reveals_personal_data_only_with_the_key() {
     let upstream = Upstream::start(Behaviour::Unique).await;
-    let mut gateway = TestGateway::start(&upstream).await;
+    let mut gateway = TestGateway::start_v1(&upstream).await;
     let client = gateway.client();
     let email = "cli-buyer@example.com";
     let k = FieldKey::derive(KEY.as_bytes(), FieldCipher::Aes256Cbc);

@@ -163,10 +163,13 @@ async fn wrong_methods_are_refused_with_000002() {
         call.method = method;
         refused(&gateway, &upstream, call, "000002").await;
     }
-    // GET is a V1 call: a V2 query on it lacks V1's authToken, so authentication fails.
+    // GET is a V1 call, refused while V1 is off (the default); with V1 on, a V2 query on it lacks V1's
+    // authToken, so authentication fails.
     let mut call = good();
     call.method = "GET";
-    refused(&gateway, &upstream, call, "000001").await;
+    refused(&gateway, &upstream, call.clone(), "000002").await;
+    let v1_gateway = TestGateway::start_v1(&upstream).await;
+    refused(&v1_gateway, &upstream, call, "000001").await;
 }
 
 #[tokio::test]
@@ -325,4 +328,25 @@ async fn connections_beyond_the_limit_wait_until_a_slot_frees() {
     crate::support::client::send_over(second, &good())
         .await
         .assert_code("000000");
+}
+
+#[tokio::test]
+async fn answers_to_unauthenticated_calls_are_signed_with_the_configured_key_per_path() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.keys = vec![("primary", KEY), ("product-b", OLD_KEY)];
+    options.verify_toml = "unauthenticated_answer_key = \"product-b\"\n\
+        [verify.unauthenticated_answer_key_by_path]\n\"/product-a\" = \"primary\"\n"
+        .into();
+    let gateway = TestGateway::start_with(options).await;
+    let mut forged = good();
+    forged.key = "not-a-configured-key".into();
+    let reply = gateway.client().send(&forged).await;
+    assert_eq!(reply.code(), "000001");
+    reply.assert_signed_by(OLD_KEY);
+    forged.path = "/product-a".into();
+    let reply = gateway.client().send(&forged).await;
+    reply.assert_code("000001");
+    reply.assert_signed_by(KEY);
+    assert_eq!(upstream.count(), 0);
 }

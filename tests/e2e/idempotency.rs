@@ -161,7 +161,7 @@ async fn debugging_calls_and_real_orders_do_not_share_records() {
 #[tokio::test]
 async fn personal_data_never_reaches_the_disk_in_plain_text_and_the_journal_records_every_call() {
     let upstream = Upstream::start(Behaviour::Unique).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let k = koogate::protocol::fields::FieldKey::derive(
         KEY.as_bytes(),
         koogate::protocol::fields::FieldCipher::Aes256Cbc,
@@ -255,7 +255,8 @@ async fn debugging_calls_can_go_to_a_sandbox_route_and_never_touch_production() 
     let production = Upstream::start(Behaviour::Unique).await;
     let sandbox = Upstream::start(Behaviour::Unique).await;
     let mut options = Options::new(&production);
-    options.extra_toml = format!("[upstream.routes.sandbox]\nurl = \"{}\"\n\n[test_calls]\nmode = \"sandbox\"\nsandbox_route = \"sandbox\"\n", sandbox.url());
+    options.extra_toml = format!("[upstream.routes.sandbox]\nurl = \"{}\"\n", sandbox.url());
+    options.test_calls_toml = "mode = \"sandbox\"\nsandbox_route = \"sandbox\"\n".into();
     let gateway = TestGateway::start_with(options).await;
     let test = json!({"activity":"newInstance","businessId":"b","orderId":"MOCKPERIODYEARNEW","orderLineId":"MOCKPERIODYEARNEW-000001","testFlag":"1"});
     let first = gateway.client().send(&Call::json(&test)).await;
@@ -278,8 +279,8 @@ async fn debugging_calls_can_go_to_a_sandbox_route_and_never_touch_production() 
 async fn the_builtin_responder_answers_debugging_calls_deterministically_without_any_upstream() {
     let production = Upstream::start(Behaviour::Unique).await;
     let mut options = Options::new(&production);
-    options.extra_toml =
-        "[test_calls]\nmode = \"builtin\"\nfront_end_url = \"https://test.example/\"\n".into();
+    options.test_calls_toml =
+        "mode = \"builtin\"\nfront_end_url = \"https://test.example/\"\n".into();
     let gateway = TestGateway::start_with(options).await;
     let new = |order: &str| {
         Call::json(
@@ -320,7 +321,7 @@ async fn the_builtin_responder_answers_debugging_calls_deterministically_without
 
     // Deterministic: a fresh gateway (no records) gives the same instance for the same mock order.
     let mut options = Options::new(&production);
-    options.extra_toml = "[test_calls]\nmode = \"builtin\"\n".into();
+    options.test_calls_toml = "mode = \"builtin\"\n".into();
     let other = TestGateway::start_with(options).await;
     assert_eq!(
         other.client().send(&new("MOCKONETIMENEW")).await.json()["instanceId"],
@@ -369,7 +370,7 @@ async fn a_call_whose_client_went_away_is_still_recorded_and_its_retry_deduplica
 async fn the_builtin_responder_copes_with_any_instance_id() {
     let production = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&production);
-    options.extra_toml = "[test_calls]\nmode = \"builtin\"\n".into();
+    options.test_calls_toml = "mode = \"builtin\"\n".into();
     let gateway = TestGateway::start_with(options).await;
     let reply = gateway
         .client()

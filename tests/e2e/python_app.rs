@@ -15,12 +15,18 @@ pub struct PythonApp {
 
 impl PythonApp {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// The app with extra environment variables (`KOOGATE_UPSTREAM_SECRET`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/examples/python-upstream/app.py"
         );
         let mut child = Command::new("python3")
             .args([script, "--port", "0", "--debug-last-call"])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -64,6 +70,7 @@ async fn the_python_app_serves_every_activity_behind_koogate() {
     let app = PythonApp::start();
     let placeholder = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&placeholder);
+    options.v1_toml = "enabled = true".into();
     options.upstream_url = app.url();
     let gateway = TestGateway::start_with(options).await;
     let client = gateway.client();
@@ -174,4 +181,70 @@ async fn the_python_app_serves_every_activity_behind_koogate() {
         ))
         .await;
     gone.assert_code("000003");
+}
+
+#[tokio::test]
+async fn the_python_app_accepts_only_calls_signed_by_koogate_when_it_has_the_secret() {
+    const SECRET: &str = "python-upstream-shared-secret";
+    let app = PythonApp::start_with_env(&[("KOOGATE_UPSTREAM_SECRET", SECRET)]);
+    let placeholder = Upstream::start(Behaviour::App).await;
+    let call = |order: &str| {
+        Call::json(
+            &json!({"activity":"newInstance","businessId":"b","orderId":order,"orderLineId":"l"}),
+        )
+    };
+
+    // koogate without the secret: the app refuses (HTTP 401), KooGallery gets 000005.
+    let mut options = Options::new(&placeholder);
+    options.upstream_url = app.url();
+    let unsigned = TestGateway::start_with(options).await;
+    unsigned
+        .client()
+        .send(&call("PY-SIGNED-0"))
+        .await
+        .assert_code("000005");
+    let metrics = unsigned.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "koogate_rejections_total{reason=\"upstream_status\"}"
+        ),
+        1.0
+    );
+
+    // koogate with it: served.
+    let mut options = Options::new(&placeholder);
+    options.upstream_url = app.url();
+    options.upstream_toml = "signature_key_env = \"PY_UPSTREAM_SECRET\"".into();
+    options.env = vec![("PY_UPSTREAM_SECRET", SECRET.to_owned())];
+    let signed = TestGateway::start_with(options).await;
+    let reply = signed.client().send(&call("PY-SIGNED-1")).await;
+    reply.assert_code("000000");
+    assert_eq!(app.last_call().await["orderId"], "PY-SIGNED-1");
+
+    // A request that did not come through koogate (no signature, or a wrong one) is refused before processing.
+    let body = br#"{"contractVersion":1,"activity":"newInstance","orderId":"PY-FORGED"}"#;
+    for (timestamp, signature) in [("", ""), ("1700000000000", "00")] {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .unwrap();
+        let request = format!(
+            "POST /koogallery HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             x-koogate-timestamp: {timestamp}\r\nx-koogate-signature: {signature}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes())
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, body)
+            .await
+            .unwrap();
+        let raw = client::read_to_close(&mut tcp, std::time::Duration::from_secs(5)).await;
+        assert!(
+            String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 401"),
+            "{raw:?}"
+        );
+    }
+    assert_eq!(app.last_call().await["orderId"], "PY-SIGNED-1");
 }

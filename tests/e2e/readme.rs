@@ -149,9 +149,11 @@ impl MinimalApp {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 is installed");
+        // Owned by the guard from here, so the child is killed and waited for on every path.
+        let app = Self { child, port };
         for _ in 0..250 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
+                return app;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

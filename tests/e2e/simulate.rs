@@ -71,6 +71,7 @@ async fn simulate_passes_every_case_against_koogate_in_front_of_the_python_app()
     let app = crate::python_app::PythonApp::start();
     let placeholder = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&placeholder);
+    options.v1_toml = "enabled = true".into();
     options.upstream_url = app.url();
     let gateway = TestGateway::start_with(options).await;
     let url = format!("https://localhost:{}/koogallery", gateway.addr.port());

@@ -12,7 +12,7 @@ fn key(cipher: FieldCipher) -> FieldKey {
 #[tokio::test]
 async fn every_v1_activity_reaches_the_upstream_under_its_canonical_name() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let calls: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
             vec![
@@ -92,7 +92,7 @@ async fn v1_new_instance_decrypts_buyer_fields_and_encrypts_returned_credentials
         r#"{"instanceId":"v1-inst","appInfo":{"frontEndUrl":"https://app.example/","userName":"admin@example.com","password":"Passw0rd!Test"}}"#.into(),
     ))
     .await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let k = key(FieldCipher::Aes256Cbc);
     let (phone, email) = (k.encrypt("+8613800138000"), k.encrypt("buyer@example.com"));
     let extend = base64::Engine::encode(
@@ -153,7 +153,7 @@ async fn v1_query_instance_answers_encrypted_credentials_and_usage() {
         r#"{"info":[{"instanceId":"i1","appInfo":{"frontEndUrl":"https://a/","userName":"u","password":"p"},"usageInfo":[{"usageValue":"3","statisticalTime":"20250101000000","relatedInstanceId":"i1","dashboardUrl":"https://a/usage"}]}]}"#.into(),
     ))
     .await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let reply = gateway
         .client()
         .send(&Call::v1(&[
@@ -184,7 +184,7 @@ async fn v1_new_instance_without_front_end_url_or_with_overlong_credentials_give
         ),
     ] {
         let upstream = Upstream::start(Behaviour::Answer(200, body)).await;
-        let gateway = TestGateway::start(&upstream).await;
+        let gateway = TestGateway::start_v1(&upstream).await;
         let reply = gateway
             .client()
             .send(&Call::v1(&[("activity", "newInstance"), ("orderId", "o")]))
@@ -197,7 +197,7 @@ async fn v1_new_instance_without_front_end_url_or_with_overlong_credentials_give
 #[tokio::test]
 async fn malformed_ciphertexts_are_refused_with_000002_and_not_forwarded() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let wrong_algorithm = key(FieldCipher::Aes128Cbc).encrypt("13800138000");
     for bad in [
         "short",
@@ -234,7 +234,7 @@ async fn malformed_ciphertexts_are_refused_with_000002_and_not_forwarded() {
 #[tokio::test]
 async fn a_replayed_v1_call_is_refused_and_stale_ones_too() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let gateway = TestGateway::start(&upstream).await;
+    let gateway = TestGateway::start_v1(&upstream).await;
     let call = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
     gateway.client().send(&call).await.assert_code("000000");
     gateway.client().send(&call).await.assert_code("000001");
@@ -258,21 +258,25 @@ async fn a_replayed_v1_call_is_refused_and_stale_ones_too() {
 }
 
 #[tokio::test]
-async fn v1_can_be_disabled() {
+async fn v1_is_off_unless_configured_and_refusals_say_why() {
     let upstream = Upstream::start(Behaviour::App).await;
-    let mut options = Options::new(&upstream);
-    options.extra_toml = String::new();
-    options.v1_toml = "enabled = false".into();
-    let gateway = TestGateway::start_with(options).await;
-    let reply = gateway
-        .client()
-        .send(&Call::v1(&[
-            ("activity", "releaseInstance"),
-            ("instanceId", "i"),
-        ]))
-        .await;
+    let gateway = TestGateway::start(&upstream).await;
+    let call = Call::v1(&[("activity", "releaseInstance"), ("instanceId", "i")]);
+    let reply = gateway.client().send(&call).await;
     reply.assert_code("000002");
+    reply.assert_signed_by(KEY);
     assert_eq!(upstream.count(), 0);
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric(&metrics, "koogate_rejections_total{reason=\"v1_disabled\"}"),
+        1.0,
+        "{metrics}"
+    );
+
+    // The same call is served once V1 is enabled explicitly.
+    let gateway = TestGateway::start_v1(&upstream).await;
+    gateway.client().send(&call).await.assert_code("000000");
+    assert_eq!(upstream.count(), 1);
 }
 
 #[tokio::test]
@@ -306,7 +310,7 @@ async fn the_v1_post_variant_works_only_when_enabled() {
     );
 
     let mut options = Options::new(&upstream);
-    options.v1_toml = "post = true".into();
+    options.v1_toml = "enabled = true\npost = true".into();
     let gateway = TestGateway::start_with(options).await;
     gateway.client().send(&post).await.assert_code("000000");
     assert_eq!(upstream.last().json()["generation"], "v1");
@@ -317,6 +321,7 @@ async fn a_product_using_aes_256_gcm_gets_its_fields_decrypted_and_encrypted_wit
     let upstream = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&upstream);
     options.key_toml = "field_cipher = \"aes-256-gcm\"".into();
+    options.v1_toml = "enabled = true".into();
     let gateway = TestGateway::start_with(options).await;
     let k = key(FieldCipher::Aes256Gcm);
     let email = k.encrypt("gcm@example.com");

@@ -153,7 +153,9 @@ proptest! {
     #[test]
     fn encrypt_then_decrypt_round_trips(cipher in any_cipher(), access_key in "[ -~]{1,40}", plain in "\\PC{0,64}") {
         let key = FieldKey::derive(access_key.as_bytes(), cipher);
-        let decrypted = key.decrypt(&key.encrypt(&plain)).unwrap();
+        let sealed = key.encrypt(&plain);
+        prop_assert!(key.is_well_formed(&sealed));
+        let decrypted = key.decrypt(&sealed).unwrap();
         prop_assert_eq!(decrypted.as_str(), plain.as_str());
     }
 
@@ -191,4 +193,27 @@ fn a_fixed_iv_must_be_sixteen_letters_or_digits_and_cbc_only() {
     );
     let gcm = FieldKey::derive(b"k", FieldCipher::Aes256Gcm);
     assert!(gcm.encrypt_cbc_with_iv("AbCdEf0123456789", "x").is_err());
+}
+
+#[test]
+fn masked_and_plain_values_are_not_well_formed_ciphertext() {
+    for cipher in [
+        FieldCipher::Aes256Cbc,
+        FieldCipher::Aes128Cbc,
+        FieldCipher::Aes256Gcm,
+    ] {
+        let key = FieldKey::derive(b"k", cipher);
+        for plain in [
+            "138****1234",
+            "13800001234",
+            "buyer@example.com",
+            "",
+            "ABCDEFGHIJKLMNOP",
+        ] {
+            assert!(!key.is_well_formed(plain), "{cipher:?} {plain}");
+        }
+        assert!(key.is_well_formed(&key.encrypt("13800001234")));
+    }
+    assert_eq!(InboundFields::from_name("auto"), Some(InboundFields::Auto));
+    assert_eq!(InboundFields::from_name("clear"), None);
 }

@@ -3,6 +3,8 @@
 //!
 //! The contract is documented in `docs/upstream-contract.md` and `docs/schema/upstream-request.schema.json`.
 
+#[cfg(test)]
+mod buyer_tests;
 mod fields;
 mod normalise;
 #[cfg(test)]
@@ -162,6 +164,9 @@ pub struct Buyer {
     pub mobile_phone: Option<Plaintext>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<Plaintext>,
+    /// Which of `mobilePhone`/`email` arrived unencrypted (the key's `buyer_fields` is `plain` or `auto`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plain_fields: Vec<&'static str>,
 }
 
 /// One extension parameter (the console's "Extension Parameters").

@@ -2,6 +2,7 @@
 
 use super::fields::{Fields, MAX_TEXT_LEN};
 use super::*;
+use crate::protocol::fields::InboundFields;
 use base64::{engine::general_purpose::STANDARD, Engine};
 
 /// Most extension parameters accepted (the console offers three).
@@ -167,32 +168,64 @@ fn charging_mode(value: &str) -> String {
     .to_owned()
 }
 
-/// Buyer fields, with `mobilePhone` and `email` decrypted; `None` when KooGallery sent none.
+/// Buyer fields, with `mobilePhone` and `email` decrypted (or taken as plain text, as the key's `buyer_fields`
+/// says); `None` when KooGallery sent none. Every buyer value is bounded and clean: at most
+/// [`MAX_TEXT_LEN`] bytes, blank means absent, a control character is refused.
 fn buyer(f: Fields<'_>, key: &FieldKey) -> Result<Option<Buyer>, ParamError> {
-    let decrypt = |name: &'static str| -> Result<Option<Plaintext>, ParamError> {
-        match f.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => {
-                key.decrypt(s)
-                    .map(|p| Some(Plaintext(p)))
-                    .map_err(|source| ParamError::Undecryptable {
-                        field: name,
-                        source,
-                    })
-            }
-            Some(_) => Err(ParamError::InvalidField(name)),
+    let mut plain_fields = Vec::new();
+    let mut sensitive = |name: &'static str| -> Result<Option<Plaintext>, ParamError> {
+        let s = match f.0.get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(ParamError::InvalidField(name)),
+        };
+        let encrypted = match key.inbound() {
+            InboundFields::Encrypted => true,
+            InboundFields::Plain => false,
+            InboundFields::Auto => key.is_well_formed(s),
+        };
+        let value = if encrypted {
+            key.decrypt(s).map_err(|source| ParamError::Undecryptable {
+                field: name,
+                source,
+            })?
+        } else {
+            plain_fields.push(name);
+            Zeroizing::new(s.clone())
+        };
+        if value.trim().is_empty() {
+            return Ok(None);
         }
+        clean(name, value.as_str())?;
+        Ok(Some(Plaintext(value)))
+    };
+    let mobile_phone = sensitive("mobilePhone")?;
+    let email = sensitive("email")?;
+    let text = |name: &'static str| -> Result<Option<String>, ParamError> {
+        let value = f.string(name)?;
+        value.as_deref().map_or(Ok(()), |v| clean(name, v))?;
+        Ok(value)
     };
     let buyer = Buyer {
-        customer_id: f.string("customerId")?,
-        customer_name: f.string("customerName")?,
-        user_id: f.string("userId")?,
-        user_name: f.string("userName")?,
-        mobile_phone: decrypt("mobilePhone")?,
-        email: decrypt("email")?,
+        customer_id: text("customerId")?,
+        customer_name: text("customerName")?,
+        user_id: text("userId")?,
+        user_name: text("userName")?,
+        mobile_phone,
+        email,
+        plain_fields,
     };
     Ok((buyer != Buyer::default()).then_some(buyer))
+}
+
+/// The contract's bounds for a buyer value: at most [`MAX_TEXT_LEN`] bytes and no control character (CR, LF, NUL,
+/// ESC, DEL, C1): either would reach the app's database or logs as is.
+fn clean(name: &'static str, value: &str) -> Result<(), ParamError> {
+    if value.len() > MAX_TEXT_LEN || value.chars().any(char::is_control) {
+        return Err(ParamError::InvalidField(name));
+    }
+    Ok(())
 }
 
 fn split_instance_ids(f: Fields<'_>) -> Result<Vec<String>, ParamError> {

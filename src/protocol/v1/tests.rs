@@ -129,3 +129,60 @@ proptest! {
         }
     }
 }
+
+/// A query signed over `message` (what the sender meant), with `wire` as sent.
+fn signed(message_params: &[(&str, &str)], wire: &str) -> V1Query {
+    let ts = "20210916064657481";
+    let mut sorted: Vec<(String, String)> = message_params
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .chain([("timeStamp".into(), ts.into())])
+        .collect();
+    sorted.sort();
+    let token = STANDARD.encode(auth_token(KEY.as_bytes(), ts, &canonical_message(&sorted)));
+    V1Query::parse(&format!("{wire}&timeStamp={ts}&authToken={token}")).unwrap()
+}
+
+#[test]
+fn a_plus_meaning_a_space_verifies_on_the_second_reading() {
+    // Java's URLEncoder sends `John Smith` as `John+Smith`; the signed message has the space.
+    let query = signed(&[("customerName", "John Smith")], "customerName=John+Smith");
+    let verified = verify(&keys(), query, at(), WINDOW).unwrap();
+    let Payload::V1(params) = verified.payload() else {
+        panic!("not V1")
+    };
+    assert!(params.contains(&("customerName".into(), "John Smith".into())));
+    // A literal plus still verifies on the first reading and stays a plus.
+    let query = signed(&[("customerName", "A+B")], "customerName=A+B");
+    let verified = verify(&keys(), query, at(), WINDOW).unwrap();
+    let Payload::V1(params) = verified.payload() else {
+        panic!("not V1")
+    };
+    assert!(params.contains(&("customerName".into(), "A+B".into())));
+}
+
+#[test]
+fn base64_values_keep_their_plus_in_both_readings() {
+    // An encrypted field's `+` is base64: the second reading must not turn it into a space.
+    let query = signed(
+        &[("customerName", "John Smith"), ("mobilePhone", "AbC+dEf=")],
+        "customerName=John+Smith&mobilePhone=AbC+dEf=",
+    );
+    let verified = verify(&keys(), query, at(), WINDOW).unwrap();
+    let Payload::V1(params) = verified.payload() else {
+        panic!("not V1")
+    };
+    assert!(params.contains(&("mobilePhone".into(), "AbC+dEf=".into())));
+    // Signed with the space in the encrypted field: neither reading gives that message.
+    let query = signed(&[("mobilePhone", "AbC dEf=")], "mobilePhone=AbC+dEf=");
+    assert_eq!(
+        verify(&keys(), query, at(), WINDOW).unwrap_err(),
+        AuthError::SignatureMismatch
+    );
+    // Neither reading verifies a forged value.
+    let query = signed(&[("customerName", "John Smith")], "customerName=Joan+Smith");
+    assert_eq!(
+        verify(&keys(), query, at(), WINDOW).unwrap_err(),
+        AuthError::SignatureMismatch
+    );
+}

@@ -67,8 +67,10 @@ pub struct Options {
     pub server_toml: String,
     /// Extra keys for the `[verify]` table.
     pub verify_toml: String,
-    /// Keys for the `[v1]` table.
+    /// Keys for the `[v1]` table (V1 is off unless a test enables it: `enabled = true`).
     pub v1_toml: String,
+    /// Keys for the `[test_calls]` table; the default forwards debugging calls (`mode = "forward"`).
+    pub test_calls_toml: String,
     /// The `[store]` table; the default is the durable local store in the test's directory.
     pub store_toml: String,
     /// Reuse this directory (certificate, data) instead of a fresh one: a restart of the "same" gateway.
@@ -78,6 +80,12 @@ pub struct Options {
     pub key_toml: String,
     pub deadline_ms: u64,
     pub plain_http: bool,
+    /// Extra keys for the `[upstream]` table (`signature_key_env`, ...).
+    pub upstream_toml: String,
+    /// Extra TOML for the `[upstream.routes.app]` table (`ca_file`, `client_cert_file`, ...).
+    pub route_toml: String,
+    /// Extra environment variables the config may name.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Options {
@@ -88,6 +96,7 @@ impl Options {
             server_toml: String::new(),
             verify_toml: String::new(),
             v1_toml: String::new(),
+            test_calls_toml: "mode = \"forward\"".into(),
             store_toml: format!(
                 "backend = \"local\"\ndata_dir = \"data\"\njournal_key_env = \"{JOURNAL_KEY_ENV}\""
             ),
@@ -96,6 +105,9 @@ impl Options {
             key_toml: String::new(),
             deadline_ms: 1_500,
             plain_http: false,
+            upstream_toml: String::new(),
+            route_toml: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -116,6 +128,13 @@ pub struct TestGateway {
 impl TestGateway {
     pub async fn start(upstream: &Upstream) -> Self {
         Self::start_with(Options::new(upstream)).await
+    }
+
+    /// A gateway that also accepts V1 calls (`[v1] enabled = true`; V1 is off by default).
+    pub async fn start_v1(upstream: &Upstream) -> Self {
+        let mut options = Options::new(upstream);
+        options.v1_toml = "enabled = true".into();
+        Self::start_with(options).await
     }
 
     pub async fn start_with(options: Options) -> Self {
@@ -154,6 +173,9 @@ listen = "127.0.0.1:0"
 [v1]
 {v1}
 
+[test_calls]
+{test_calls}
+
 [store]
 {store}
 
@@ -161,14 +183,17 @@ listen = "127.0.0.1:0"
 [upstream]
 deadline_ms = {deadline}
 default_route = "app"
+{upstream_extra}
 
 [upstream.routes.app]
 url = "{url}"
+{route_extra}
 {extra}
 "#,
             server = options.server_toml,
             verify = options.verify_toml,
             v1 = options.v1_toml,
+            test_calls = options.test_calls_toml,
             store = options.store_toml,
             plain = if options.plain_http {
                 "[plain_http]\nlisten = \"127.0.0.1:0\"\n"
@@ -178,11 +203,17 @@ url = "{url}"
             deadline = options.deadline_ms,
             url = options.upstream_url,
             extra = options.extra_toml,
+            upstream_extra = options.upstream_toml,
+            route_extra = options.route_toml,
         );
         let secrets = options.keys.clone();
+        let extra_env = options.env.clone();
         let env = move |name: &str| {
             if name == JOURNAL_KEY_ENV {
                 return Some(JOURNAL_KEY.to_owned());
+            }
+            if let Some((_, value)) = extra_env.iter().find(|(n, _)| *n == name) {
+                return Some(value.clone());
             }
             secrets
                 .iter()

@@ -15,6 +15,7 @@ pub fn config(upstream_url: &str, store: &str) -> String {
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          [[access_keys]]\nname = \"primary\"\nenv = \"TEST_KOOGATE_KEY\"\n\
          [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{upstream_url}\"\n\
+         [test_calls]\nmode = \"forward\"\n\
          [store]\n{store}\n\
          [log]\nformat = \"json\"\nlevel = \"info\"\n"
     )

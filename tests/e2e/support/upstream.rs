@@ -57,20 +57,54 @@ impl Upstream {
         cert: &std::path::Path,
         key: &std::path::Path,
     ) -> Self {
+        Self::start_tls_with(behaviour, cert, key, None).await
+    }
+
+    /// An HTTPS upstream that requires a client certificate issued by the CA in `client_ca` (PEM): rustls'
+    /// WebPKI client verifier, so a connection without one fails the handshake.
+    pub async fn start_mtls(
+        behaviour: Behaviour,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: &std::path::Path,
+    ) -> Self {
+        Self::start_tls_with(behaviour, cert, key, Some(client_ca)).await
+    }
+
+    async fn start_tls_with(
+        behaviour: Behaviour,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> Self {
         use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client_auth = match client_ca {
+            None => rustls::server::WebPkiClientVerifier::no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .unwrap()
+            }
+        };
         let certs = CertificateDer::pem_file_iter(cert)
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         let key = PrivateKeyDer::from_pem_file(key).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(client_auth)
+            .with_single_cert(certs, key)
+            .unwrap();
         Self::start_inner(
             behaviour,
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
