@@ -245,7 +245,7 @@ impl AcmeGateway {
             "[server]\nlisten = \"127.0.0.1:0\"\nhandshake_timeout_ms = 2000\nshutdown_grace_ms = 2000\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
              [[access_keys]]\nname = \"primary\"\nenv = \"KEY_primary\"\n\
-             [store]\nbackend = \"memory\"\n\
+             [store]\nbackend = \"memory\"\n[test_calls]\nmode = \"forward\"\n\
              [upstream]\ndefault_route = \"app\"\n[upstream.routes.app]\nurl = \"{upstream_url}\"\n{acme}"
         )
     }
