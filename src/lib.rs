@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod metrics;
+pub mod openapi;
 pub mod protocol;
 pub mod proxy;
 pub mod reload;

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub connections_accepted: IntCounter,
     /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
     pub v2_signature_forms: IntCounterVec,
+    /// KooGallery OpenAPI calls (order lookups).
+    pub openapi: crate::openapi::metrics::OpenApiMetrics,
 }
 
 impl Metrics {
@@ -227,7 +229,9 @@ impl Metrics {
                 .collect(),
         };
 
+        let openapi = crate::openapi::metrics::OpenApiMetrics::register(&registry)?;
         Ok(Self {
+            openapi,
             calls,
             registry,
             requests,

@@ -70,6 +70,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub acme: Option<super::RawAcme>,
+    pub koogallery_api: Option<super::koogallery_api::RawKooGalleryApi>,
 }
 
 #[derive(Debug, Deserialize)]

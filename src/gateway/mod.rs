@@ -2,6 +2,7 @@
 //! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
 
 mod auth;
+mod enrich;
 pub mod error;
 mod journal;
 mod single_flight;
@@ -41,6 +42,9 @@ pub struct Gateway {
     locks: Arc<KeyLocks>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
+    orders: Option<crate::openapi::lookup::OrderLookup>,
+    order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
 /// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
@@ -62,6 +66,8 @@ struct CallContext {
     _flight: Option<KeyGuard>,
     /// The same across replicas (Redis): released after the commit.
     claim: Option<Claim>,
+    /// The order lookup's outcome (`api`, `cache` or the failure reason), for the log line.
+    order_lookup: Option<&'static str>,
 }
 
 impl Gateway {
@@ -81,6 +87,9 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
+        let order_cache = Arc::new(
+            enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
+        );
         Self::build(
             config,
             Arc::new(store),
@@ -88,6 +97,7 @@ impl Gateway {
             metrics,
             clock,
             acme,
+            order_cache,
         )
     }
 
@@ -101,6 +111,7 @@ impl Gateway {
             self.metrics.clone(),
             self.clock.clone(),
             self.acme.clone(),
+            self.order_cache.clone(),
         )
     }
 
@@ -111,10 +122,13 @@ impl Gateway {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
         acme: Option<Arc<crate::acme::CertResolver>>,
+        order_cache: Arc<crate::openapi::cache::OrderCache>,
     ) -> anyhow::Result<Self> {
         let tls = crate::proxy::tls::for_listener(&config.server, acme.clone())?;
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
+        let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
+            .context("cannot build the KooGallery API client ([koogallery_api])")?;
         Ok(Self {
             config,
             tls,
@@ -124,6 +138,8 @@ impl Gateway {
             locks,
             metrics,
             clock,
+            orders,
+            order_cache,
         })
     }
 
@@ -245,6 +261,7 @@ impl Gateway {
             .record_call(ctx.activity, response.result_code, elapsed);
         let latency_us = elapsed.as_micros() as u64;
         let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
+        let order_lookup = ctx.order_lookup.unwrap_or("none");
         match &error {
             None => tracing::info!(
                 request_id,
@@ -254,6 +271,7 @@ impl Gateway {
                 test_flag,
                 from_record,
                 access_key,
+                order_lookup,
                 latency_us,
                 "answered"
             ),
@@ -263,13 +281,14 @@ impl Gateway {
                     .with_label_values(&[e.reason()])
                     .inc();
                 tracing::warn!(request_id, activity, generation, result_code = code, test_flag, access_key,
-                    reason = e.reason(), error = %e, latency_us, "refused");
+                    order_lookup, reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
         signed_response(body, signature, &request_id, from_record)
     }
 
-    /// verify → replay check → normalise (decrypting) → idempotency lookup → forward (deadline) → build answer.
+    /// verify → replay check → normalise (decrypting) → idempotency lookup → order lookup → forward (deadline) →
+    /// build answer.
     async fn process(
         &self,
         request: Request<Incoming>,
@@ -329,6 +348,7 @@ impl Gateway {
                 )?);
             }
         }
+        let call = self.enrich(call, deadline, ctx).await?;
         let upstream_started = Instant::now();
         let answer = match &self.config.upstream.test_calls {
             TestCalls::Builtin { front_end_url } if call.test_flag => {
