@@ -8,6 +8,7 @@
 //! [`run`] is what `koogate run` calls and what the integration tests drive, on listeners they bind themselves.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -47,6 +48,8 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The usage-records listener; when `None` and `[usage]` is configured, `run` binds `usage.listen`.
     pub usage: Option<TcpListener>,
+    /// Only when `[acme]` answers `http-01` (`acme.http01_listen`).
+    pub acme_http: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -74,11 +77,25 @@ impl Listeners {
             ),
             None => None,
         };
+        let acme_http = match config
+            .server
+            .certificates
+            .acme()
+            .and_then(|a| a.http01_listen)
+        {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on acme.http01_listen {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             https,
             plain_http,
             admin,
             usage,
+            acme_http,
         })
     }
 }
@@ -127,7 +144,12 @@ pub async fn run_with(
         stopped.clone(),
     )
     .await?;
-    let gateway = Gateway::new(Arc::new(config), metrics.clone(), clock)
+    let acme = match config.server.certificates.acme() {
+        Some(settings) => Some(acme::Acme::new(settings.clone(), &metrics, clock.clone())?),
+        None => None,
+    };
+    let resolver = acme.as_ref().map(acme::Acme::resolver);
+    let gateway = Gateway::new(Arc::new(config), metrics.clone(), clock, resolver.clone())
         .context("cannot start the gateway")?;
     metrics.config_last_reload_success.set(unix_seconds());
     gateway.publish_certificate_expiry();
@@ -157,11 +179,29 @@ pub async fn run_with(
         listeners.admin,
         metrics.clone(),
         readiness.clone(),
-        stopped,
+        stopped.clone(),
     ));
 
-    readiness.set(true);
-    metrics.ready.set(1);
+    if let Some(acme) = acme {
+        servers.spawn(acme.run(listeners.acme_http, stopped.clone()));
+    }
+    match resolver {
+        // Not ready until the first certificate is installed: before that every handshake fails.
+        Some(resolver) if !resolver.has_certificate() => {
+            let (readiness, metrics, mut stopped) =
+                (readiness.clone(), metrics.clone(), stopped.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = resolver.installed() => { readiness.set(true); metrics.ready.set(1); }
+                    _ = stopped.wait_for(|stop| *stop) => {}
+                }
+            });
+        }
+        _ => {
+            readiness.set(true);
+            metrics.ready.set(1);
+        }
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let trigger = async {

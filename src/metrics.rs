@@ -346,6 +346,7 @@ impl Metrics {
     }
 
     /// The registry, for metrics families kept by their own module (the usage relay's).
+    /// The registry, for metrics families kept by their own module (the usage relay's, ACME's).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -61,6 +61,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if format!("{:?}", old.store.kind) != format!("{:?}", new.store.kind) {
         changed.push("store.backend / store.data_dir / store.redis_*");
     }
+    if old.server.certificates.acme() != new.server.certificates.acme() {
+        changed.push("acme.* / switching between [acme] and certificate files");
+    }
     if old.store.retention != new.store.retention {
         changed.push("store.retention_days");
     }

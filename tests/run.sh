@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # processes (several replicas sharing state; the system service is not used) and `openssl s_server` (a TLS
 # 1.1-only server for simulate's tests).
 # curl runs the commands the READMEs show (tests/e2e/readme.rs).
-need=(python3:python3 redis-server:redis-server openssl:openssl curl:curl)
+# pebble is Let's Encrypt's RFC 8555 test CA: the [acme] tests (tests/e2e/acme/) order certificates from it.
+need=(python3:python3 redis-server:redis-server openssl:openssl curl:curl pebble:pebble)
 missing=()
 for pair in "${need[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")

@@ -63,10 +63,13 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         }
     };
     print_summary(&config);
-    let mut ok = check_tls(
-        &config.server.cert_chain_file,
-        &config.server.private_key_file,
-    );
+    let mut ok = match config.server.certificates.files() {
+        Some((cert, key)) => check_tls(cert, key),
+        None => true,
+    };
+    if let Some(acme) = config.server.certificates.acme() {
+        ok &= super::check_acme::check(acme);
+    }
     ok &= check_upstream_ca_files(&config)?;
     super::order::summary(&config);
     if args.probe_upstreams {
@@ -85,7 +88,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
 fn raw_tls_files(path: &Path) -> Option<(PathBuf, PathBuf)> {
     let raw: RawConfig = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let (cert, key) = (&raw.server.cert_chain_file, &raw.server.private_key_file);
+    let (cert, key) = (
+        raw.server.cert_chain_file.as_ref()?,
+        raw.server.private_key_file.as_ref()?,
+    );
     (!cert.as_os_str().is_empty() && !key.as_os_str().is_empty())
         .then(|| (base.join(cert), base.join(key)))
 }

@@ -1,6 +1,7 @@
 //! The `koogate` command line: one subcommand per file, each with its arguments and its `run`.
 
 mod check;
+mod check_acme;
 mod field;
 mod journal;
 mod key;

@@ -2,6 +2,7 @@
 //!
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
+mod acme;
 mod koogallery_api;
 mod raw;
 mod usage;
@@ -9,6 +10,7 @@ mod validate;
 mod validate_keys;
 mod validate_sections;
 
+pub use acme::{AcmeConfig, RawAcme, DEFAULT_ACME_DIRECTORY, LETS_ENCRYPT_STAGING};
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
 pub use usage::UsageConfig;
@@ -77,8 +79,8 @@ pub struct StoreConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    pub cert_chain_file: PathBuf,
-    pub private_key_file: PathBuf,
+    /// Where the listener's certificate comes from.
+    pub certificates: Certificates,
     pub http2: bool,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -88,6 +90,36 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// After SIGTERM: not ready, but still serving, for this long.
     pub drain_delay: Duration,
+}
+
+/// The HTTPS listener's certificate: PEM files (reloadable), or issued and renewed through `[acme]`.
+#[derive(Debug, Clone)]
+pub enum Certificates {
+    Files {
+        cert_chain_file: PathBuf,
+        private_key_file: PathBuf,
+    },
+    Acme(AcmeConfig),
+}
+
+impl Certificates {
+    /// The certificate and key files, when the certificate comes from files.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        match self {
+            Self::Files {
+                cert_chain_file,
+                private_key_file,
+            } => Some((cert_chain_file, private_key_file)),
+            Self::Acme(_) => None,
+        }
+    }
+
+    pub fn acme(&self) -> Option<&AcmeConfig> {
+        match self {
+            Self::Files { .. } => None,
+            Self::Acme(acme) => Some(acme),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

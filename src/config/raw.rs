@@ -83,6 +83,7 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
+    pub acme: Option<super::RawAcme>,
     pub koogallery_api: Option<super::koogallery_api::RawKooGalleryApi>,
     pub usage: Option<super::usage::RawUsage>,
 }
@@ -91,8 +92,9 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: String,
-    pub cert_chain_file: PathBuf,
-    pub private_key_file: PathBuf,
+    /// Required unless `[acme]` is configured (the two are exclusive).
+    pub cert_chain_file: Option<PathBuf>,
+    pub private_key_file: Option<PathBuf>,
     #[serde(default)]
     pub http2: bool,
     #[serde(default = "d_handshake")]

@@ -20,8 +20,8 @@ fn the_example_config_parses_with_the_documented_defaults() {
     let config = Config::from_toml(EXAMPLE, Path::new("/etc/koogate"), &env_with_key).unwrap();
     assert_eq!(config.server.listen, "0.0.0.0:8443".parse().unwrap());
     assert_eq!(
-        config.server.cert_chain_file,
-        Path::new("/etc/koogate/tls/fullchain.pem")
+        config.server.certificates.files().map(|(cert, _)| cert),
+        Some(Path::new("/etc/koogate/tls/fullchain.pem"))
     );
     assert_eq!(
         config.server.max_body_bytes,
@@ -89,6 +89,16 @@ fn the_example_documents_every_key_the_parser_knows() {
         "client_key_file",
         "format",
         "level",
+        "[acme]",
+        "domains",
+        "contact_email",
+        "directory_url",
+        "directory_ca_file",
+        "challenges",
+        "http01_listen",
+        "state_dir",
+        "retry_initial_ms",
+        "retry_max_ms",
         "[koogallery_api]",
         "site",
         "base_url",

@@ -20,8 +20,7 @@ impl Validator<'_> {
         let s = &raw.server;
         let server = ServerConfig {
             listen: self.addr("server.listen", &s.listen),
-            cert_chain_file: self.path("server.cert_chain_file", &s.cert_chain_file),
-            private_key_file: self.path("server.private_key_file", &s.private_key_file),
+            certificates: self.certificates(&raw),
             http2: s.http2,
             handshake_timeout: self.duration(
                 "server.handshake_timeout_ms",
@@ -113,15 +112,14 @@ impl Validator<'_> {
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
         let usage = raw.usage.as_ref().map(|u| self.usage(&raw, u));
-        let reload =
-            ReloadConfig {
-                watch_files: raw.reload.watch_files,
-                debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
-                files: [
-                    server.cert_chain_file.clone(),
-                    server.private_key_file.clone(),
-                ]
+        let reload = ReloadConfig {
+            watch_files: raw.reload.watch_files,
+            debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
+            files: server
+                .certificates
+                .files()
                 .into_iter()
+                .flat_map(|(cert, key)| [cert.to_path_buf(), key.to_path_buf()])
                 .chain(
                     raw.access_keys
                         .iter()
@@ -150,7 +148,7 @@ impl Validator<'_> {
                         .collect::<Vec<_>>()
                 }))
                 .collect(),
-            };
+        };
 
         match (self.issues.is_empty(), keys, upstream) {
             (true, Some(keys), Some(upstream)) => Ok(Config {
@@ -178,6 +176,25 @@ impl Validator<'_> {
             ));
             SocketAddr::from(([0, 0, 0, 0], 0))
         })
+    }
+
+    /// Certificate files or `[acme]`: exactly one of them.
+    fn certificates(&mut self, raw: &RawConfig) -> Certificates {
+        let s = &raw.server;
+        let (cert, key) = (s.cert_chain_file.as_ref(), s.private_key_file.as_ref());
+        self.issues.extend(super::acme::certificate_source_issues(
+            (cert.is_some(), key.is_some()),
+            raw.acme.is_some(),
+        ));
+        match &raw.acme {
+            Some(acme) => Certificates::Acme(self.acme(acme, &raw.store.data_dir)),
+            None => Certificates::Files {
+                cert_chain_file: self
+                    .path("server.cert_chain_file", cert.map_or(Path::new("-"), |p| p)),
+                private_key_file: self
+                    .path("server.private_key_file", key.map_or(Path::new("-"), |p| p)),
+            },
+        }
     }
 
     fn path(&mut self, key: &str, value: &Path) -> PathBuf {

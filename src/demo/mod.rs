@@ -53,6 +53,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         plain_http: None,
         admin: TcpListener::bind("127.0.0.1:0").await?,
         usage: Some(TcpListener::bind("127.0.0.1:0").await?),
+        acme_http: None,
     };
     let https = listeners.https.local_addr()?;
     let admin = listeners.admin.local_addr()?;

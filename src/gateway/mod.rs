@@ -38,6 +38,8 @@ use tokio_util::task::TaskTracker;
 pub struct Gateway {
     config: Arc<Config>,
     tls: Arc<rustls::ServerConfig>,
+    /// Under `[acme]`: the certificate resolver the ACME task keeps current (shared by every snapshot).
+    acme: Option<Arc<crate::acme::CertResolver>>,
     upstreams: Upstreams,
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
@@ -58,6 +60,7 @@ struct Shared {
     locks: Arc<KeyLocks>,
     refusals: Arc<RefusalLog>,
     tasks: TaskTracker,
+    acme: Option<Arc<crate::acme::CertResolver>>,
     order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
@@ -85,11 +88,13 @@ struct CallContext {
 }
 
 impl Gateway {
-    /// Opens the state store and builds the first snapshot.
+    /// Opens the state store and builds the first snapshot; `acme` is the certificate resolver when `[acme]` is
+    /// configured.
     pub fn new(
         config: Arc<Config>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
+        acme: Option<Arc<crate::acme::CertResolver>>,
     ) -> anyhow::Result<Self> {
         let settings = StoreSettings {
             kind: config.store.kind.clone(),
@@ -112,6 +117,7 @@ impl Gateway {
             locks: Arc::default(),
             refusals: Arc::default(),
             tasks: TaskTracker::new(),
+            acme,
             order_cache,
         };
         Self::build(config, shared, metrics, clock)
@@ -125,6 +131,7 @@ impl Gateway {
             locks: self.locks.clone(),
             refusals: self.refusals.clone(),
             tasks: self.tasks.clone(),
+            acme: self.acme.clone(),
             order_cache: self.order_cache.clone(),
         };
         Self::build(config, shared, self.metrics.clone(), self.clock.clone())
@@ -137,9 +144,8 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let order_cache = shared.order_cache;
-        let server = &config.server;
-        let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
-            .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
+        let acme = shared.acme;
+        let tls = crate::proxy::tls::for_listener(&config.server, acme.clone())?;
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
         let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
@@ -147,6 +153,7 @@ impl Gateway {
         Ok(Self {
             config,
             tls,
+            acme,
             upstreams,
             store: shared.store,
             locks: shared.locks,
@@ -161,10 +168,12 @@ impl Gateway {
 
     /// Reports this snapshot's certificate expiry; called when the snapshot starts serving, so a refused reload
     /// never reports a certificate it did not install.
+    /// Under `[acme]` the ACME task reports the certificates it installs instead.
     pub fn publish_certificate_expiry(&self) {
-        if let Some(expiry) =
-            crate::proxy::tls::certificate_expiry(&self.config.server.cert_chain_file)
-        {
+        let Some((cert_chain_file, _)) = self.config.server.certificates.files() else {
+            return;
+        };
+        if let Some(expiry) = crate::proxy::tls::certificate_expiry(cert_chain_file) {
             self.metrics.certificate_expiry.set(expiry);
         }
     }

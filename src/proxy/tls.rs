@@ -23,6 +23,22 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The HTTPS listener's TLS configuration for `server`: from the certificate files, or through the ACME
+/// resolver (which must be given under `[acme]`; adding `[acme]` needs a restart).
+pub fn for_listener(
+    server: &crate::config::ServerConfig,
+    acme: Option<Arc<crate::acme::CertResolver>>,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    use anyhow::Context;
+    match (server.certificates.files(), acme) {
+        (Some((cert, key)), _) => server_config(cert, key, server.http2).context(
+            "cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)",
+        ),
+        (None, Some(resolver)) => Ok(server_config_with_resolver(resolver, server.http2)?),
+        (None, None) => anyhow::bail!("[acme] was added: restart koogate to obtain certificates"),
+    }
+}
+
 /// Builds the listener's TLS configuration. TLS 1.0 and 1.1 are not compiled into rustls at all, so such clients
 /// fail the handshake with a `protocol_version` alert. ALPN offers `h2` only when `http2` is set.
 pub fn server_config(
@@ -52,12 +68,34 @@ pub fn server_config(
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
             .with_single_cert(certs, key)?;
-    config.alpn_protocols = if http2 {
+    config.alpn_protocols = alpn(http2);
+    Ok(Arc::new(config))
+}
+
+/// The listener's TLS configuration under `[acme]`: certificates come from `resolver` (hot-swapped on renewal),
+/// and ALPN also offers `acme-tls/1`, which only a CA's tls-alpn-01 validator asks for.
+pub fn server_config_with_resolver(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+    config.alpn_protocols = alpn(http2);
+    config
+        .alpn_protocols
+        .push(crate::acme::ACME_TLS_ALPN.to_vec());
+    Ok(Arc::new(config))
+}
+
+fn alpn(http2: bool) -> Vec<Vec<u8>> {
+    if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
         vec![b"http/1.1".to_vec()]
-    };
-    Ok(Arc::new(config))
+    }
 }
 
 /// The leaf certificate's `notAfter` as Unix seconds, for `koogate_certificate_expiry_timestamp_seconds`;
@@ -72,6 +110,11 @@ pub fn certificate_validity(cert_chain: &Path) -> Option<(i64, i64)> {
         .ok()?
         .next()?
         .ok()?;
+    leaf_validity(&leaf)
+}
+
+/// A DER certificate's `(notBefore, notAfter)` as Unix seconds.
+pub fn leaf_validity(leaf: &CertificateDer<'_>) -> Option<(i64, i64)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     Some((
         parsed.validity().not_before.timestamp(),

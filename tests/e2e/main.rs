@@ -2,6 +2,8 @@
 
 mod support;
 
+mod acme;
+
 mod binary;
 mod cli;
 mod contract;

@@ -142,6 +142,8 @@ impl MinimalApp {
             .port();
         assert!(code.contains("(\"127.0.0.1\", 3000)"), "{code}");
         let code = code.replace("(\"127.0.0.1\", 3000)", &format!("(\"127.0.0.1\", {port})"));
+        // Reaped in `Drop`, also when it never starts listening.
+        #[allow(clippy::zombie_processes)]
         let child = Command::new("python3")
             .args(["-c", &code])
             .stderr(std::process::Stdio::null())

@@ -250,6 +250,7 @@ url = "{url}"
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             // Used only when the config has `[usage]`.
             usage: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            acme_http: None,
         };
         let addr = listeners.https.local_addr().unwrap();
         let usage = listeners.usage.as_ref().unwrap().local_addr().unwrap();
