@@ -1,6 +1,8 @@
 //! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
 
+use crate::gateway::error::GatewayError;
 use crate::protocol::{Activity, ResultCode};
+use crate::proxy::upstream::UpstreamError;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -10,6 +12,21 @@ use prometheus::{
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 10.0,
 ];
+
+/// Every `reason` of `koogate_tls_handshake_failures_total` (see `handshake_failure_reason` in proxy::server, plus
+/// `timeout`), created at 0 at start.
+pub const TLS_HANDSHAKE_FAILURE_REASONS: &[&str] = &[
+    "eof",
+    "protocol_version",
+    "incompatible",
+    "certificate_rejected",
+    "not_tls",
+    "timeout",
+    "error",
+];
+
+/// The protocol versions koogate negotiates (`koogate_tls_handshakes_total{protocol}`), created at 0 at start.
+const TLS_PROTOCOLS: &[&str] = &["TLSv1.2", "TLSv1.3"];
 
 /// Label used before a call's activity is known.
 const UNKNOWN_ACTIVITY: &str = "unknown";
@@ -227,6 +244,22 @@ impl Metrics {
                 .collect(),
         };
 
+        // Failure counters start at 0 for every label combination: `increase()` needs a sample before the first
+        // failure, or the first failure after a restart (at KooGallery's traffic often the only one) goes unseen.
+        for reason in GatewayError::all_reasons() {
+            rejections.with_label_values(&[reason]);
+        }
+        for reason in TLS_HANDSHAKE_FAILURE_REASONS {
+            tls_handshake_failures.with_label_values(&[reason]);
+        }
+        for protocol in TLS_PROTOCOLS {
+            tls_handshakes.with_label_values(&[protocol]);
+        }
+        for result in ["success", "failure"] {
+            config_reloads.with_label_values(&[result]);
+            journal_writes.with_label_values(&[result]);
+        }
+
         Ok(Self {
             calls,
             registry,
@@ -263,6 +296,16 @@ impl Metrics {
         let slot = activity.map_or(Activity::ALL.len(), Activity::index);
         self.calls.requests[slot][code.index()].inc();
         self.calls.durations[slot].observe(elapsed.as_secs_f64());
+    }
+
+    /// Creates `koogate_upstream_failures_total` at 0 for every configured route and reason (called whenever
+    /// the routes are built, so a reload's new routes start at 0 too).
+    pub fn precreate_routes<'a>(&self, routes: impl Iterator<Item = &'a str>) {
+        for route in routes {
+            for reason in UpstreamError::REASONS {
+                self.upstream_failures.with_label_values(&[route, reason]);
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

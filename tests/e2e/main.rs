@@ -12,6 +12,7 @@ mod idempotency;
 mod interop;
 mod lifecycle;
 mod operations;
+mod operator;
 mod python_app;
 mod readme;
 mod redis;
