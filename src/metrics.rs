@@ -7,6 +7,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::{Arc, Mutex};
 
 /// Buckets for a 5 s deadline: fine below 100 ms where healthy calls sit, coarse up to the deadline.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -39,10 +40,14 @@ struct CallSeries {
     durations: Vec<Histogram>,
 }
 
+type RenderHook = Box<dyn Fn() + Send + Sync>;
+
 /// Every metric koogate exports. Label values come only from enums and configured route names.
 #[derive(Clone)]
 pub struct Metrics {
     calls: CallSeries,
+    /// Runs before each render, to update gauges computed from state (the replay cache's size).
+    before_render: Arc<Mutex<Option<RenderHook>>>,
     registry: Registry,
     /// Calls answered, by canonical activity (`unknown` before it is known) and result code.
     pub requests: IntCounterVec,
@@ -262,6 +267,7 @@ impl Metrics {
 
         Ok(Self {
             calls,
+            before_render: Arc::default(),
             registry,
             requests,
             rejections,
@@ -308,8 +314,25 @@ impl Metrics {
         }
     }
 
+    /// Sets what runs before every render (replacing any earlier hook).
+    pub fn on_render(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let mut slot = self
+            .before_render
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(Box::new(hook));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Some(hook) = self
+            .before_render
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+        {
+            hook();
+        }
         let mut out = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which registration already rejected.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -77,7 +77,15 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
             .context("cannot open the state store")?;
-        Self::build(config, Arc::new(store), Arc::default(), metrics, clock)
+        let store = Arc::new(store);
+        // Nonces expire while no call arrives: each scrape brings koogate_replay_cache_entries up to date.
+        let (weak, now) = (Arc::downgrade(&store), clock.clone());
+        metrics.on_render(move || {
+            if let Some(store) = weak.upgrade() {
+                store.refresh_replay_gauge(now.now_ms());
+            }
+        });
+        Self::build(config, store, Arc::default(), metrics, clock)
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the

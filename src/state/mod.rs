@@ -182,6 +182,12 @@ impl StateStore {
         })
     }
 
+    /// Brings `koogate_replay_cache_entries` up to date at `now_ms` (local and memory backends; Redis keeps
+    /// nonces itself).
+    pub fn refresh_replay_gauge(&self, now_ms: u64) {
+        self.replay.refresh(now_ms);
+    }
+
     /// Refuses a call whose nonce (V2) or token (V1) was seen inside its window: here, before a restart, or (with
     /// Redis) on another replica. The outer error is the store failing; the inner one is the replay.
     pub async fn check_replay(

@@ -76,6 +76,17 @@ impl NonceCache {
         self.size.set(inner.live.len() as i64);
     }
 
+    /// Forgets what expired by `now_ms` and updates the gauge: called at every scrape, so the gauge is current
+    /// while no call arrives.
+    pub fn refresh(&self, now_ms: u64) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.purge(now_ms);
+        self.size.set(inner.live.len() as i64);
+    }
+
     /// Live entries (for the `koogate_replay_cache_entries` gauge).
     pub fn len(&self) -> usize {
         self.inner.lock().map(|i| i.live.len()).unwrap_or(0)
@@ -158,5 +169,20 @@ mod tests {
             .check_and_remember(&call("c", 60_001), 60_001)
             .unwrap();
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn the_gauge_drops_when_entries_expire_without_new_calls() {
+        let size = gauge();
+        let cache = NonceCache::new(10, size.clone());
+        cache.check_and_remember(&call("a", 0), 0).unwrap();
+        cache
+            .check_and_remember(&call("b", 30_000), 30_000)
+            .unwrap();
+        assert_eq!(size.get(), 2);
+        cache.refresh(60_001);
+        assert_eq!(size.get(), 1, "a expired at 60 s");
+        cache.refresh(90_001);
+        assert_eq!(size.get(), 0);
     }
 }

@@ -1,9 +1,11 @@
 //! What an operator relies on at start: every failure series exported at 0 (so `increase()` alerts see the first
 //! failure), and real OpenSSL clients' handshake failures counted under the documented reasons.
 
-use crate::support::{metric, Behaviour, TestGateway, Upstream};
+use crate::support::client::now_ms;
+use crate::support::{metric, Behaviour, Call, Options, TestGateway, Upstream};
 use koogate::gateway::error::GatewayError;
 use koogate::metrics::TLS_HANDSHAKE_FAILURE_REASONS;
+use serde_json::json;
 use std::process::{Command, Stdio};
 
 /// The value of `series` in `text`, or a panic naming the series if the exporter does not emit it.
@@ -141,4 +143,28 @@ async fn a_client_that_does_not_trust_the_certificate_counts_as_certificate_reje
     }
     assert_eq!(failures(&gateway, "certificate_rejected").await, 2.0);
     assert_eq!(failures(&gateway, "error").await, 0.0);
+}
+
+#[tokio::test]
+async fn the_replay_cache_gauge_falls_while_idle() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let mut options = Options::new(&upstream);
+    options.verify_toml = "timestamp_window_ms = 1000".into();
+    let gateway = TestGateway::start_with(options).await;
+    // Stamped 800 ms ago: accepted, and its nonce expires 200 ms from now.
+    let mut call = Call::json(
+        &json!({"activity":"orderNotify","orderId":"IDLE-1","orderLineId":"IDLE-1-1","testFlag":"1"}),
+    );
+    call.timestamp = (now_ms() - 800).to_string();
+    gateway.client().send(&call).await.assert_code("000000");
+    assert_eq!(
+        metric(&gateway.metrics().await, "koogate_replay_cache_entries"),
+        1.0
+    );
+    // No call arrives in the meantime; the scrape alone must show the nonce gone.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        metric(&gateway.metrics().await, "koogate_replay_cache_entries"),
+        0.0
+    );
 }
