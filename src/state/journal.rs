@@ -3,7 +3,7 @@
 
 use super::seal::Sealer;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -76,7 +76,7 @@ pub struct JournalWriter {
 impl JournalWriter {
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
         let dir = data_dir.join("journal");
-        std::fs::create_dir_all(&dir)?;
+        crate::private_fs::create_dir_all(&dir)?;
         Ok(Self { dir, current: None })
     }
 
@@ -113,7 +113,7 @@ impl JournalWriter {
     fn file_for(&mut self, day: &str) -> std::io::Result<&mut File> {
         if self.current.as_ref().is_none_or(|(d, _)| d != day) {
             let path = self.dir.join(format!("{day}.jsonl"));
-            let mut file = OpenOptions::new()
+            let mut file = crate::private_fs::open_options()
                 .create(true)
                 .read(true)
                 .append(true)

@@ -168,3 +168,95 @@ async fn the_replay_cache_gauge_falls_while_idle() {
         0.0
     );
 }
+
+/// HEAD on an admin path: the raw answer's status, head (lower-cased) and what followed the head.
+async fn admin_head(addr: std::net::SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("HEAD {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let raw =
+        crate::support::client::read_to_close(&mut stream, std::time::Duration::from_secs(3)).await;
+    crate::support::client::parse_raw_response(&raw)
+}
+
+#[tokio::test]
+async fn head_on_admin_paths_answers_like_get_without_a_body() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let (status, head, body) = admin_head(gateway.admin, path).await;
+        assert_eq!(status, 200, "HEAD {path}: {head}");
+        assert!(body.is_empty(), "HEAD {path} sent a body");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap_or_else(|| panic!("no content-length: {head}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(length > 0, "HEAD {path}: the GET body's length: {head}");
+    }
+    assert_eq!(admin_head(gateway.admin, "/nowhere").await.0, 404);
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_journal_and_state_are_private() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    let call = Call::json(
+        &json!({"activity":"orderNotify","orderId":"MODE-1","orderLineId":"MODE-1-1","testFlag":"1"}),
+    );
+    gateway.client().send(&call).await.assert_code("000000");
+    let data = gateway.cert.path().join("data");
+    assert_eq!(mode(&data), 0o700, "data_dir");
+    assert_eq!(mode(&data.join("journal")), 0o700, "journal dir");
+    assert_eq!(mode(&data.join("state.redb")), 0o600, "state.redb");
+    let journals: Vec<_> = std::fs::read_dir(data.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!journals.is_empty());
+    for file in journals {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_demo_creates_its_keys_and_certificate_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    koogate::demo::run(koogate::demo::DemoOptions {
+        dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        serve: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("data")), 0o700, "the demo's data_dir");
+    for file in [
+        "demo-access-key",
+        "journal-key",
+        "dev-key.pem",
+        "dev-cert.pem",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}
