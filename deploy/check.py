@@ -113,7 +113,9 @@ def host_of(listen):
 
 
 def known_metrics():
-    names = set(re.findall(r'"(koogate_[a-z0-9_]+)"', METRICS_RS.read_text(encoding="utf-8")))
+    # src/metrics.rs and the per-module metrics it registers (src/<module>/metrics.rs).
+    files = [METRICS_RS, *sorted(ROOT.glob("src/*/metrics.rs"))]
+    names = {n for f in files for n in re.findall(r'"(koogate_[a-z0-9_]+)"', f.read_text(encoding="utf-8"))}
     if not names:
         fail(METRICS_RS, "no \"koogate_…\" metric name found; has the file moved?")
     return names | PENDING_METRICS

@@ -100,7 +100,7 @@ done
 echo "ok"
 
 step "Dockerfile: hadolint"
-"$venv/bin/hadolint" deploy/Dockerfile && echo "ok" || problem "hadolint"
+"$venv/bin/hadolint" deploy/Dockerfile deploy/Dockerfile.static && echo "ok" || problem "hadolint"
 
 step "systemd unit: systemd-analyze verify and security"
 if command -v systemd-analyze >/dev/null 2>&1; then

@@ -14,7 +14,7 @@ fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 bash deploy/release.sh
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-deb=target/dist/koogate_${version}-1_amd64.deb
+deb=target/artefacts/koogate_${version}-1_amd64.deb
 
 step "clean Debian root (debootstrap)"
 command -v debootstrap >/dev/null 2>&1 || {

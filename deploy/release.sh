@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds koogate's release artefacts from Cargo.lock, offline once the crates are fetched, into target/dist/:
+# Builds koogate's release artefacts from Cargo.lock, offline once the crates are fetched, into target/artefacts/:
 #
 #   koogate-VERSION-x86_64-linux-musl        static x86_64 binary (musl, stripped), and its .sha256
 #   koogate_VERSION-1_amd64.deb              binary, hardened systemd unit, /etc/koogate/, `koogate` system user
@@ -18,7 +18,7 @@ export CARGO_TERM_COLOR=never
 CARGO_DEB_VERSION=3.8.0
 target=x86_64-unknown-linux-musl
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-out=target/dist
+out=target/artefacts
 mkdir -p "$out" target/deb
 
 step() { printf '\n--> %s\n' "$*"; }
@@ -47,9 +47,13 @@ install -m 0755 "$bin" "$binary"
 (cd "$out" && sha256sum "$(basename "$binary")" >"$(basename "$binary").sha256")
 echo "size: $(stat -c %s "$binary") bytes ($(du -h "$binary" | cut -f1))"
 file "$binary"
-# ldd exits non-zero for a static binary; its message is the proof.
-ldd "$binary" 2>&1 || true
-file "$binary" | grep -q "statically linked" || { echo "error: $binary is not statically linked" >&2; exit 1; }
+# ldd exits non-zero for a static binary; its message is the proof (`file` says "static-pie linked").
+ldd_says=$(ldd "$binary" 2>&1 || true)
+echo "ldd: $ldd_says"
+case "$ldd_says" in
+  *"statically linked"* | *"not a dynamic executable"*) ;;
+  *) echo "error: $binary is not statically linked" >&2; exit 1 ;;
+esac
 "$binary" --version
 
 step ".deb (cargo-deb)"

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod metrics;
+pub mod openapi;
 pub mod private_fs;
 pub mod protocol;
 pub mod proxy;

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub connections_accepted: IntCounter,
     /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
     pub v2_signature_forms: IntCounterVec,
+    /// KooGallery OpenAPI calls (order lookups).
+    pub openapi: crate::openapi::metrics::OpenApiMetrics,
 }
 
 impl Metrics {
@@ -264,8 +266,9 @@ impl Metrics {
             config_reloads.with_label_values(&[result]);
             journal_writes.with_label_values(&[result]);
         }
-
+        let openapi = crate::openapi::metrics::OpenApiMetrics::register(&registry)?;
         Ok(Self {
+            openapi,
             calls,
             before_render: Arc::default(),
             registry,

@@ -67,6 +67,16 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.store.sealer != new.store.sealer {
         changed.push("store.journal_key_* (the journal key)");
     }
+    let cache = |c: &Config| {
+        c.koogallery_api
+            .as_ref()
+            .map(|a| (a.order_cache_max_entries, a.order_cache_ttl))
+    };
+    if cache(old) != cache(new) {
+        changed.push(
+            "koogallery_api (added or removed) / order_cache_max_entries / order_cache_ttl_seconds",
+        );
+    }
     if old.verify.replay_cache_max_entries != new.verify.replay_cache_max_entries {
         changed.push("verify.replay_cache_max_entries");
     }

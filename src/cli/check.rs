@@ -28,7 +28,8 @@ pub struct CheckArgs {
     /// The TOML configuration file.
     #[arg(long, short, env = "KOOGATE_CONFIG")]
     config: PathBuf,
-    /// Also try a TCP connection (1 s timeout) to each route's host and port, and to Redis; no request is sent.
+    /// Also try a TCP connection (1 s timeout) to each route's host and port, and to Redis (no request is sent),
+    /// and send one signed order query to the KooGallery API when `[koogallery_api]` is configured.
     #[arg(long)]
     probe_upstreams: bool,
 }
@@ -67,8 +68,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         &config.server.private_key_file,
     );
     ok &= check_upstream_ca_files(&config)?;
+    super::order::summary(&config);
     if args.probe_upstreams {
         ok &= probe(&config).await;
+        ok &= super::order::probe(&config).await;
     }
     if ok {
         println!("{shown}: valid");

@@ -4,6 +4,8 @@ mod check;
 mod field;
 mod journal;
 mod key;
+mod mock_openapi;
+mod order;
 mod simulate;
 mod tools;
 
@@ -46,6 +48,10 @@ enum Command {
     Encrypt(field::FieldArgs),
     /// Decrypt a sensitive field with a product's key and algorithm.
     Decrypt(field::FieldArgs),
+    /// Look an order up in KooGallery's order query (signed with the IAM AK/SK) and print it normalised.
+    Order(order::OrderArgs),
+    /// Serve a mock KooGallery OpenAPI (order query, usage-data) that verifies both signatures, for tests.
+    MockOpenapi(mock_openapi::MockOpenApiArgs),
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
         /// Where the development certificate and demo key are kept.
@@ -106,6 +112,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Verify(args) => tools::verify(args),
         Command::Encrypt(args) => field::encrypt(args),
         Command::Decrypt(args) => field::decrypt(args),
+        Command::Order(args) => order::run(args).await,
+        Command::MockOpenapi(args) => {
+            init_logging(LogFormat::Text, "warn");
+            mock_openapi::run(args).await
+        }
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
             crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;

@@ -2,12 +2,23 @@
 //!
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
+mod koogallery_api;
 mod raw;
 mod validate;
 mod validate_keys;
 mod validate_sections;
 
+pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
+
+/// The `[koogallery_api]` cache defaults as values, for a gateway started without the section.
+pub mod koogallery_api_defaults {
+    use std::time::Duration;
+    pub const ORDER_CACHE_MAX_ENTRIES: usize =
+        super::koogallery_api::DEFAULT_ORDER_CACHE_MAX_ENTRIES as usize;
+    pub const ORDER_CACHE_TTL: Duration =
+        Duration::from_secs(super::koogallery_api::DEFAULT_ORDER_CACHE_TTL_SECONDS);
+}
 
 use crate::protocol::Activity;
 use crate::secret::AccessKeys;
@@ -30,6 +41,8 @@ pub struct Config {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub reload: ReloadConfig,
+    /// KooGallery's seller-side OpenAPI (order lookup, usage push); `None` when `[koogallery_api]` is absent.
+    pub koogallery_api: Option<KooGalleryApiConfig>,
 }
 
 /// How `koogate run` notices changes besides SIGHUP.

@@ -69,6 +69,7 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
+    pub koogallery_api: Option<super::koogallery_api::RawKooGalleryApi>,
 }
 
 #[derive(Debug, Deserialize)]

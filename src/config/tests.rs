@@ -89,6 +89,18 @@ fn the_example_documents_every_key_the_parser_knows() {
         "client_key_file",
         "format",
         "level",
+        "[koogallery_api]",
+        "site",
+        "base_url",
+        "ak_env",
+        "ak_file",
+        "sk_env",
+        "sk_file",
+        "order_lookup_budget_ms",
+        "enrich",
+        "on_failure",
+        "order_cache_max_entries",
+        "order_cache_ttl_seconds",
     ];
     for key in keys {
         let documented = EXAMPLE.lines().any(|l| {

@@ -98,6 +98,12 @@ impl Validator<'_> {
         if let Some(upstream) = upstream.as_mut() {
             upstream.test_calls = test_calls;
         }
+        let koogallery_api = raw.koogallery_api.as_ref().and_then(|api| {
+            let deadline = upstream
+                .as_ref()
+                .map_or(Duration::from_millis(DEFAULT_DEADLINE_MS), |u| u.deadline);
+            self.koogallery_api(api, deadline)
+        });
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
         let reload =
@@ -129,6 +135,13 @@ impl Validator<'_> {
                         }))
                         .map(|f| self.base_dir.join(f)),
                 )
+                .chain(raw.koogallery_api.iter().flat_map(|api| {
+                    [&api.ak_file, &api.sk_file, &api.ca_file]
+                        .into_iter()
+                        .flatten()
+                        .map(|f| self.base_dir.join(f))
+                        .collect::<Vec<_>>()
+                }))
                 .collect(),
             };
 
@@ -143,6 +156,7 @@ impl Validator<'_> {
                 log,
                 store,
                 reload,
+                koogallery_api,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }

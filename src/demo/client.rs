@@ -27,14 +27,15 @@ pub async fn run_demo_calls(client: &KooClient, url: &str, app: &DemoApp) -> any
             .call(url, &call.to_string())
             .await
             .map_err(anyhow::Error::msg)?;
-        outcomes.push(report(
+        let answered = report(
             &activity,
             &format!("POST {url}?signature=…&timestamp=…&nonce=…  {call}"),
             &answer,
             client,
             app,
             "000000",
-        ));
+        );
+        outcomes.push(answered && order_reached_the_app(&activity, &call, app));
     }
 
     // The Europe site's nested newInstance carries the buyer's phone and email encrypted (AES-256-CBC here).
@@ -107,6 +108,37 @@ pub async fn run_demo_calls(client: &KooClient, url: &str, app: &DemoApp) -> any
     );
     anyhow::ensure!(failures == 0, "{failures} demo call(s) failed");
     Ok(())
+}
+
+/// V2 newInstance, upgradeInstance and refreshInstance carry only order ids: koogate looked the order up in
+/// KooGallery's order query (the demo's mock) and the app must have received it.
+fn order_reached_the_app(activity: &str, call: &Value, app: &DemoApp) -> bool {
+    if !matches!(
+        activity,
+        "newInstance" | "upgradeInstance" | "refreshInstance"
+    ) {
+        return true;
+    }
+    let seen = app.last_request().unwrap_or(Value::Null);
+    let order = &seen["order"];
+    let line = &order["lines"][0];
+    let ok = order["orderId"] == call["orderId"] && line["orderLineId"] == call["orderLineId"];
+    println!(
+        "  {} order from KooGallery's order query: {} {} {} {}{}",
+        if ok { "PASS" } else { "FAIL" },
+        order["orderType"].as_str().unwrap_or("?"),
+        line["chargingMode"].as_str().unwrap_or("?"),
+        line["products"][0]["skuCode"].as_str().unwrap_or("?"),
+        line["periodType"]
+            .as_str()
+            .map(|p| format!("{} ", p))
+            .unwrap_or_default(),
+        line["expireTime"]
+            .as_str()
+            .map(|e| format!("until {e}"))
+            .unwrap_or_default(),
+    );
+    ok
 }
 
 /// Prints one exchange and returns whether the answer is signed with the key and carries `expected`.

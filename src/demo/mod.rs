@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+mod openapi;
 
 use crate::config::{Config, ProcessEnv};
 use crate::Listeners;
@@ -39,7 +40,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
 
     let app = app::DemoApp::start().await?;
-    let text = DEMO_CONFIG.replace("{upstream}", &format!("http://{}/koogallery", app.addr()));
+    // Kept alive for the whole demo. The usage-records part of the demo (issue 9 section 2: app → koogate
+    // POST /v1/usage → the mock's usage-data, visible in `mock_openapi.received()`) hooks in here.
+    let (mock_openapi, api_table) = openapi::start(&options.dir, DEMO_ACCESS_KEY).await?;
+    let text = DEMO_CONFIG.replace("{upstream}", &format!("http://{}/koogallery", app.addr()))
+        + &api_table;
     let config = Config::from_toml(&text, &options.dir, &ProcessEnv)?;
     let listeners = Listeners {
         https: TcpListener::bind(options.listen)
@@ -62,6 +67,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         options.dir.display()
     );
     println!("  upstream {} (built-in demo app)", app.addr());
+    println!(
+        "  openapi  {} (mock KooGallery OpenAPI: order query, usage-data)",
+        mock_openapi.base_url()
+    );
     println!("  metrics  http://{admin}/metrics");
     println!(
         "  journal  koogate journal --data-dir {}\n",

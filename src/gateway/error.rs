@@ -34,6 +34,9 @@ pub enum GatewayError {
     DuplicateInFlight,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `on_failure = "retry"`: KooGallery gets `000005` and retries later.
+    #[error(transparent)]
+    OrderLookup(#[from] crate::openapi::lookup::LookupFailure),
 }
 
 impl GatewayError {
@@ -98,7 +101,8 @@ impl GatewayError {
             GatewayError::Upstream(_)
             | GatewayError::Answer(_)
             | GatewayError::DuplicateInFlight
-            | GatewayError::Store(_) => ResultCode::InternalError,
+            | GatewayError::Store(_)
+            | GatewayError::OrderLookup(_) => ResultCode::InternalError,
         }
     }
 
@@ -137,6 +141,7 @@ impl GatewayError {
             GatewayError::Answer(_) => "upstream_invalid_answer",
             GatewayError::DuplicateInFlight => "duplicate_in_flight",
             GatewayError::Store(_) => "store_failed",
+            GatewayError::OrderLookup(_) => "order_lookup_failed",
         }
     }
 

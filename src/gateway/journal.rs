@@ -25,10 +25,19 @@ impl Gateway {
             .ok()
             .and_then(rfc3339);
         let call = ctx.call.as_ref();
-        let sealed = call
-            .and_then(|c| c.buyer.as_ref())
-            .and_then(|buyer| serde_json::to_vec(&serde_json::json!({ "buyer": buyer })).ok())
-            .map(|plain| self.store.seal(&plain));
+        // Personal data (the decrypted buyer, and the order query's buyer) is only ever written sealed.
+        let buyer = call.and_then(|c| c.buyer.as_ref());
+        let order_buyer = call
+            .and_then(|c| c.order.as_ref())
+            .and_then(|o| o.buyer.as_ref());
+        let sealed = match (buyer, order_buyer) {
+            (None, None) => None,
+            _ => serde_json::to_vec(
+                &serde_json::json!({ "buyer": buyer, "orderBuyer": order_buyer }),
+            )
+            .ok()
+            .map(|plain| self.store.seal(&plain)),
+        };
         let instance_id = response
             .instance_id
             .clone()

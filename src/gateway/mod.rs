@@ -2,6 +2,7 @@
 //! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
 
 mod auth;
+mod enrich;
 pub mod error;
 mod journal;
 mod single_flight;
@@ -39,6 +40,9 @@ pub struct Gateway {
     locks: Arc<KeyLocks>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
+    orders: Option<crate::openapi::lookup::OrderLookup>,
+    order_cache: Arc<crate::openapi::cache::OrderCache>,
 }
 
 /// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
@@ -60,6 +64,8 @@ struct CallContext {
     _flight: Option<KeyGuard>,
     /// The same across replicas (Redis): released after the commit.
     claim: Option<Claim>,
+    /// The order lookup's outcome (`api`, `cache` or the failure reason), for the log line.
+    order_lookup: Option<&'static str>,
 }
 
 impl Gateway {
@@ -85,7 +91,10 @@ impl Gateway {
                 store.refresh_replay_gauge(now.now_ms());
             }
         });
-        Self::build(config, store, Arc::default(), metrics, clock)
+        let order_cache = Arc::new(
+            enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
+        );
+        Self::build(config, store, Arc::default(), metrics, clock, order_cache)
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
@@ -97,6 +106,7 @@ impl Gateway {
             self.locks.clone(),
             self.metrics.clone(),
             self.clock.clone(),
+            self.order_cache.clone(),
         )
     }
 
@@ -106,12 +116,15 @@ impl Gateway {
         locks: Arc<KeyLocks>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
+        order_cache: Arc<crate::openapi::cache::OrderCache>,
     ) -> anyhow::Result<Self> {
         let server = &config.server;
         let tls = crate::proxy::tls::server_config(&server.cert_chain_file, &server.private_key_file, server.http2)
             .context("cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)")?;
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
+        let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
+            .context("cannot build the KooGallery API client ([koogallery_api])")?;
         Ok(Self {
             config,
             tls,
@@ -120,6 +133,8 @@ impl Gateway {
             locks,
             metrics,
             clock,
+            orders,
+            order_cache,
         })
     }
 
@@ -239,6 +254,7 @@ impl Gateway {
             .record_call(ctx.activity, response.result_code, elapsed);
         let latency_us = elapsed.as_micros() as u64;
         let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
+        let order_lookup = ctx.order_lookup.unwrap_or("none");
         match &error {
             None => tracing::info!(
                 request_id,
@@ -248,6 +264,7 @@ impl Gateway {
                 test_flag,
                 from_record,
                 access_key,
+                order_lookup,
                 latency_us,
                 "answered"
             ),
@@ -257,13 +274,14 @@ impl Gateway {
                     .with_label_values(&[e.reason()])
                     .inc();
                 tracing::warn!(request_id, activity, generation, result_code = code, test_flag, access_key,
-                    reason = e.reason(), error = %e, latency_us, "refused");
+                    order_lookup, reason = e.reason(), error = %e, latency_us, "refused");
             }
         }
         signed_response(body, signature, &request_id, from_record)
     }
 
-    /// verify → replay check → normalise (decrypting) → idempotency lookup → forward (deadline) → build answer.
+    /// verify → replay check → normalise (decrypting) → idempotency lookup → order lookup → forward (deadline) →
+    /// build answer.
     async fn process(
         &self,
         request: Request<Incoming>,
@@ -323,6 +341,7 @@ impl Gateway {
                 )?);
             }
         }
+        let call = self.enrich(call, deadline, ctx).await?;
         let upstream_started = Instant::now();
         let answer = match &self.config.upstream.test_calls {
             TestCalls::Builtin { front_end_url } if call.test_flag => {

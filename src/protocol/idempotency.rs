@@ -75,6 +75,8 @@ mod tests {
             buyer: None,
             extend_params: None,
             orders: None,
+            order: None,
+            order_lookup: None,
             raw: Map::new(),
         }
     }

@@ -203,22 +203,7 @@ impl Upstreams {
 }
 
 fn client_for(config: &UpstreamConfig, route: &RouteConfig) -> Result<HttpClient, BuildError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = &route.ca_file {
-        let shown = path.display().to_string();
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .and_then(|iter| iter.collect())
-            .map_err(|source| BuildError::CaFile {
-                path: shown.clone(),
-                source,
-            })?;
-        let (added, _) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(BuildError::NoCa { path: shown });
-        }
-    }
+    let roots = root_store(route.ca_file.as_deref())?;
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -255,4 +240,38 @@ fn client_for(config: &UpstreamConfig, route: &RouteConfig) -> Result<HttpClient
         .pool_idle_timeout(config.pool_idle_timeout)
         .pool_max_idle_per_host(config.pool_max_idle_per_host)
         .build(connector))
+}
+
+/// The web PKI roots plus, optionally, the certificates in `ca_file` (a private CA for the app, a mock, an egress
+/// proxy).
+fn root_store(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, BuildError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let shown = path.display().to_string();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect())
+            .map_err(|source| BuildError::CaFile {
+                path: shown.clone(),
+                source,
+            })?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(BuildError::NoCa { path: shown });
+        }
+    }
+    Ok(roots)
+}
+
+/// A TLS client configuration (no client certificate) trusting [`root_store`]'s roots.
+pub fn tls_client_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, BuildError> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(root_store(ca_file)?)
+    .with_no_client_auth())
 }

@@ -55,6 +55,11 @@ pub enum ParamError {
 pub struct Plaintext(Zeroizing<String>);
 
 impl Plaintext {
+    /// Wraps personal data that arrived in plain text (the order query's buyer phone and email).
+    pub fn new(value: String) -> Self {
+        Self(Zeroizing::new(value))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -118,6 +123,12 @@ pub struct UpstreamRequest {
     /// EU nested `newInstance` only: every order line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orders: Option<Vec<OrderLine>>,
+    /// What was bought, from KooGallery's order query (`[koogallery_api]`, enriched V2 activities only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<crate::openapi::order::Order>,
+    /// Present when the order lookup failed and the call was forwarded anyway (`on_failure = "forward"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_lookup: Option<crate::openapi::lookup::LookupStatus>,
     /// KooGallery's fields as parsed (V1: the query parameters without `authToken`), for anything the contract
     /// does not normalise. Encrypted fields stay encrypted here.
     pub raw: Map<String, Value>,

@@ -86,6 +86,8 @@ pub(super) fn normalise(
             Generation::V2 => None,
         },
         orders: None,
+        order: None,
+        order_lookup: None,
         raw: Map::new(),
     };
     match activity {
@@ -333,6 +335,8 @@ fn nested_new_instance(
         buyer,
         extend_params: first.extend_params.clone(),
         orders: Some(orders),
+        order: None,
+        order_lookup: None,
         raw: Map::new(),
     })
 }
