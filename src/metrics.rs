@@ -1,7 +1,7 @@
 //! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
 
 use crate::gateway::error::GatewayError;
-use crate::protocol::{Activity, ResultCode};
+use crate::protocol::{Activity, Generation, ResultCode};
 use crate::proxy::upstream::UpstreamError;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -61,7 +61,10 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub tls_handshakes: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
-    pub replay_cache_entries: IntGauge,
+    /// Replay keys remembered, by generation (in-memory cache; Redis keeps its own).
+    pub replay_cache_entries: IntGaugeVec,
+    /// The replay cache's limit, by generation: calls of that generation fail closed at it.
+    pub replay_cache_capacity: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
     pub handshake_duration: Histogram,
@@ -75,6 +78,14 @@ pub struct Metrics {
     /// Durable commits of a call's record and journal entry, by result (`success`, `failure`).
     pub journal_writes: IntCounterVec,
     pub connections_accepted: IntCounter,
+    /// Idle connections (no request yet) closed to make room for a new one at `server.max_connections`.
+    pub connections_evicted: IntCounter,
+    /// Connections closed at once because every slot was serving a request.
+    pub connections_refused: IntCounter,
+    /// The connection limits of the running listeners, summed.
+    pub connections_max: IntGauge,
+    /// Refusal log lines not written because their reason's budget was spent (the refusals are still counted).
+    pub refusal_lines_suppressed: IntCounter,
     /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
     pub v2_signature_forms: IntCounterVec,
     /// KooGallery OpenAPI calls (order lookups).
@@ -195,10 +206,22 @@ impl Metrics {
         for form in ["raw", "canonical"] {
             v2_signature_forms.with_label_values(&[form]);
         }
-        let replay_cache_entries = IntGauge::new(
-            "koogate_replay_cache_entries",
-            "Nonces remembered for replay protection",
+        let replay_cache_entries = IntGaugeVec::new(
+            Opts::new(
+                "koogate_replay_cache_entries",
+                "Replay keys (V2 nonces, V1 authTokens) remembered in memory, by generation",
+            ),
+            &["generation"],
         )?;
+        let replay_cache_capacity = IntGaugeVec::new(
+            Opts::new(
+                "koogate_replay_cache_capacity_entries",
+                "Most replay keys remembered per generation; at it, that generation's calls fail closed",
+            ),
+            &["generation"],
+        )?;
+        registry.register(Box::new(replay_cache_entries.clone()))?;
+        registry.register(Box::new(replay_cache_capacity.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new("koogate_build_info", "Always 1; labels describe the build"),
             &["version"],
@@ -220,11 +243,31 @@ impl Metrics {
         for h in [&request_duration, &upstream_duration] {
             registry.register(Box::new(h.clone()))?;
         }
-        for g in [&in_flight, &connections_open, &replay_cache_entries, &ready] {
+        for g in [&in_flight, &connections_open, &ready] {
             registry.register(Box::new(g.clone()))?;
         }
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_accepted.clone()))?;
+        let connections_evicted = IntCounter::new(
+            "koogate_connections_evicted_total",
+            "Connections that had not sent a request, closed to make room for a new one at the limit",
+        )?;
+        let connections_refused = IntCounter::new(
+            "koogate_connections_refused_total",
+            "Connections closed at once because every slot was serving a request",
+        )?;
+        let connections_max = IntGauge::new(
+            "koogate_connections_max",
+            "Connection limit (server.max_connections) of the running listeners, summed",
+        )?;
+        registry.register(Box::new(connections_evicted.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(connections_max.clone()))?;
+        let refusal_lines_suppressed = IntCounter::new(
+            "koogate_refusal_log_lines_suppressed_total",
+            "Refusal log lines not written because their reason wrote its budget of lines this second",
+        )?;
+        registry.register(Box::new(refusal_lines_suppressed.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -282,6 +325,7 @@ impl Metrics {
             tls_handshakes,
             tls_handshake_failures,
             replay_cache_entries,
+            replay_cache_capacity,
             build_info,
             ready,
             handshake_duration,
@@ -291,6 +335,10 @@ impl Metrics {
             certificate_expiry,
             journal_writes,
             connections_accepted,
+            connections_evicted,
+            connections_refused,
+            connections_max,
+            refusal_lines_suppressed,
             v2_signature_forms,
         })
     }
@@ -324,6 +372,14 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *slot = Some(Box::new(hook));
+    }
+
+    /// The replay cache's gauges for both generations, `[V1, V2]`.
+    pub fn replay_gauges(&self) -> [crate::state::replay::ReplayGauges; 2] {
+        [Generation::V1, Generation::V2].map(|g| crate::state::replay::ReplayGauges {
+            entries: self.replay_cache_entries.with_label_values(&[g.name()]),
+            capacity: self.replay_cache_capacity.with_label_values(&[g.name()]),
+        })
     }
 
     /// The Prometheus text exposition of every metric.

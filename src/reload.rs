@@ -80,6 +80,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.verify.replay_cache_max_entries != new.verify.replay_cache_max_entries {
         changed.push("verify.replay_cache_max_entries");
     }
+    if old.verify.v1_replay_cache_max_entries != new.verify.v1_replay_cache_max_entries {
+        changed.push("v1.replay_cache_max_entries");
+    }
     changed
 }
 

@@ -83,7 +83,10 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
     pub timestamp_window: Duration,
+    /// V2 replay keys remembered at most (each for `timestamp_window`).
     pub replay_cache_max_entries: usize,
+    /// V1 replay keys remembered at most (each for `v1_timestamp_window`).
+    pub v1_replay_cache_max_entries: usize,
     /// Legacy V1 calls (`GET` with `authToken`).
     pub v1_enabled: bool,
     pub v1_timestamp_window: Duration,

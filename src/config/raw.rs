@@ -10,19 +10,27 @@ pub const DEFAULT_DEADLINE_MS: u64 = 4_500;
 pub const DEFAULT_TIMESTAMP_WINDOW_MS: u64 = 60_000;
 /// KooGallery bodies are a few hundred bytes; 64 KiB leaves room for EU orders with many products.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
-/// A full window of nonces at 1,600 calls/s; KooGallery sends a handful per minute.
+/// A full 60 s V2 window of nonces at 1,600 calls/s; KooGallery sends a handful per minute. About 25 MB when full.
 pub const DEFAULT_REPLAY_CACHE_MAX_ENTRIES: u64 = 100_000;
+/// A full 24 h V1 window at about 3 calls/s sustained (V1 keys live 1,440 times longer than V2's). About 60 MB when
+/// full (~250 bytes per key).
+pub const DEFAULT_V1_REPLAY_CACHE_MAX_ENTRIES: u64 = 250_000;
 /// Below Node's 5 s `keepAliveTimeout`, so koogate never reuses a socket the app is about to close.
 pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 4_000;
 pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: u64 = 32;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// A `queryInstance` answer for 100 instances fits easily.
 pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 1024 * 1024;
-pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// KooGallery's handshake takes well under 100 ms (a few round trips even from another continent); a short limit
+/// frees the slots of connections that never start one.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
 /// A body that has not arrived within KooGallery's own deadline never will in time.
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
-pub const DEFAULT_MAX_CONNECTIONS: u64 = 1_024;
+/// An idle TLS connection costs about 32 KB (rustls buffers, hyper's read buffer), so 4,096 is about 128 MB at
+/// worst. At the limit the oldest connection that has not sent a request is evicted, so idle ones cannot lock
+/// KooGallery out.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 4_096;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Durable by default: an acknowledged answer must survive a restart.
@@ -230,6 +238,8 @@ pub struct RawV1 {
     pub timestamp_window_ms: u64,
     #[serde(default)]
     pub post: bool,
+    #[serde(default = "d_v1_replay_entries")]
+    pub replay_cache_max_entries: u64,
 }
 
 impl Default for RawV1 {
@@ -238,6 +248,7 @@ impl Default for RawV1 {
             enabled: false,
             timestamp_window_ms: d_v1_window(),
             post: false,
+            replay_cache_max_entries: d_v1_replay_entries(),
         }
     }
 }
@@ -336,6 +347,9 @@ fn d_admin() -> String {
 }
 fn d_window() -> u64 {
     DEFAULT_TIMESTAMP_WINDOW_MS
+}
+fn d_v1_replay_entries() -> u64 {
+    DEFAULT_V1_REPLAY_CACHE_MAX_ENTRIES
 }
 fn d_replay_entries() -> u64 {
     DEFAULT_REPLAY_CACHE_MAX_ENTRIES

@@ -83,6 +83,12 @@ impl Validator<'_> {
                 1,
                 100_000_000,
             ),
+            v1_replay_cache_max_entries: self.count(
+                "v1.replay_cache_max_entries",
+                raw.v1.replay_cache_max_entries,
+                1,
+                100_000_000,
+            ),
         };
         if raw.v1.post && !raw.v1.enabled {
             self.issues.push(issue(

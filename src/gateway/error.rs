@@ -85,6 +85,11 @@ impl GatewayError {
             }
             GatewayError::Auth(AuthError::DuplicateJsonKey(_)) => ResultCode::InvalidParameters,
             GatewayError::Auth(
+                AuthError::QueryTooLong
+                | AuthError::TooManyParameters
+                | AuthError::RepeatedParameter,
+            ) => ResultCode::InvalidParameters,
+            GatewayError::Auth(
                 AuthError::MissingParameter(_)
                 | AuthError::MalformedParameter(_)
                 | AuthError::Query(_)
@@ -119,6 +124,8 @@ impl GatewayError {
                 AuthError::StaleTimestamp => "stale_timestamp",
                 AuthError::FutureTimestamp => "future_timestamp",
                 AuthError::SignatureMismatch => "bad_signature",
+                AuthError::QueryTooLong | AuthError::TooManyParameters => "query_too_large",
+                AuthError::RepeatedParameter => "repeated_parameter",
                 AuthError::DuplicateJsonKey(_) => "duplicate_json_key",
             },
             GatewayError::Body(e) => match e {

@@ -5,6 +5,7 @@ mod auth;
 mod enrich;
 pub mod error;
 mod journal;
+mod refusal_log;
 mod single_flight;
 mod test_responder;
 
@@ -25,6 +26,7 @@ use error::GatewayError;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use refusal_log::RefusalLog;
 use single_flight::{KeyGuard, KeyLocks};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -38,6 +40,8 @@ pub struct Gateway {
     upstreams: Upstreams,
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
+    /// Shared across reloads, so a reload does not reset the budgets.
+    refusals: Arc<RefusalLog>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
@@ -78,7 +82,10 @@ impl Gateway {
         let settings = StoreSettings {
             kind: config.store.kind.clone(),
             retention: config.store.retention,
-            replay_cache_max_entries: config.verify.replay_cache_max_entries,
+            replay_capacity: crate::state::replay::ReplayCapacity {
+                v1: config.verify.v1_replay_cache_max_entries,
+                v2: config.verify.replay_cache_max_entries,
+            },
             sealer: config.store.sealer.clone(),
         };
         let store = StateStore::open(settings, &metrics, clock.now_ms())
@@ -94,7 +101,15 @@ impl Gateway {
         let order_cache = Arc::new(
             enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
         );
-        Self::build(config, store, Arc::default(), metrics, clock, order_cache)
+        Self::build(
+            config,
+            store,
+            Arc::default(),
+            Arc::default(),
+            metrics,
+            clock,
+            order_cache,
+        )
     }
 
     /// A new snapshot from `config`, sharing this gateway's store, in-flight keys and metrics. Fails (and the
@@ -104,6 +119,7 @@ impl Gateway {
             config,
             self.store.clone(),
             self.locks.clone(),
+            self.refusals.clone(),
             self.metrics.clone(),
             self.clock.clone(),
             self.order_cache.clone(),
@@ -114,6 +130,7 @@ impl Gateway {
         config: Arc<Config>,
         store: Arc<StateStore>,
         locks: Arc<KeyLocks>,
+        refusals: Arc<RefusalLog>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
         order_cache: Arc<crate::openapi::cache::OrderCache>,
@@ -131,6 +148,7 @@ impl Gateway {
             upstreams,
             store,
             locks,
+            refusals,
             metrics,
             clock,
             orders,
@@ -166,23 +184,37 @@ impl Gateway {
         &self.metrics
     }
 
+    /// The body and `Body-Sign` value of an error answer to a request to `path` that was not authenticated (signed
+    /// with the key for unauthenticated answers to that path), for answers made outside the request path.
+    pub fn unauthenticated_answer(
+        &self,
+        path: &str,
+        code: crate::protocol::ResultCode,
+    ) -> (Vec<u8>, String) {
+        let body = KooResponse::error(code).to_bytes();
+        let key = self
+            .config
+            .keys
+            .get(self.config.keys.for_unauthenticated(path));
+        let signature = body_sign::header_value(key.expose(), &body);
+        (body, signature)
+    }
+
     /// Answers one HTTP request. Always HTTP 200 with a signed KooGallery body.
     ///
     /// The call runs in its own task, so it completes — the upstream's answer recorded and journalled — even if
     /// KooGallery closes the connection first (it gives up after 5 s): otherwise its retry would reach the app
     /// again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let config = self.config.clone();
         let path = request.uri().path().to_owned();
-        match tokio::spawn(async move { self.answer(request).await }).await {
+        let gateway = self.clone();
+        match tokio::spawn(async move { gateway.answer(request).await }).await {
             Ok(response) => response,
             Err(_) => {
                 // Only a bug can get here (the task panicked); still answer KooGallery properly.
                 tracing::error!("request task failed");
-                let body =
-                    KooResponse::error(crate::protocol::ResultCode::InternalError).to_bytes();
-                let key = config.keys.get(config.keys.for_unauthenticated(&path));
-                let signature = body_sign::header_value(key.expose(), &body);
+                let (body, signature) =
+                    self.unauthenticated_answer(&path, crate::protocol::ResultCode::InternalError);
                 signed_response(body, signature, "", false)
             }
         }
@@ -273,8 +305,14 @@ impl Gateway {
                     .rejections
                     .with_label_values(&[e.reason()])
                     .inc();
-                tracing::warn!(request_id, activity, generation, result_code = code, test_flag, access_key,
-                    order_lookup, reason = e.reason(), error = %e, latency_us, "refused");
+                // Rate-limited per reason (a flood of forgeries is not a flood of lines); the metric stays exact.
+                match self.refusals.admit(e.reason(), Instant::now()) {
+                    Some(suppressed) => {
+                        tracing::warn!(request_id, activity, generation, result_code = code,
+                        test_flag, access_key, order_lookup, reason = e.reason(), error = %e, latency_us, suppressed, "refused")
+                    }
+                    None => self.metrics.refusal_lines_suppressed.inc(),
+                }
             }
         }
         signed_response(body, signature, &request_id, from_record)
@@ -304,7 +342,7 @@ impl Gateway {
                 .with_label_values(&[form])
                 .inc();
         }
-        let now_ms = self.clock.now_ms();
+        let now_ms = verified.checked_at_ms();
         self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
             verified.replay_key().to_owned(),

@@ -22,6 +22,9 @@ pub use activity::{Activity, Generation};
 pub use result_code::ResultCode;
 
 #[cfg(test)]
+mod limits_tests;
+
+#[cfg(test)]
 mod documented_vectors {
     /// The test sources that reproduce the vectors of `docs/koogallery-protocol.md` section 8.
     const TESTS: &[&str] = &[

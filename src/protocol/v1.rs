@@ -17,6 +17,9 @@ use time::{macros::format_description, PrimitiveDateTime};
 
 /// Longest raw V1 query accepted; real calls are under 2 KiB.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Most parameters a V1 call may carry (query or "V1 POST" body). Real calls carry about 20; the cap bounds the
+/// work done before the token is checked, whatever the query length.
+pub const MAX_PARAMS: usize = 128;
 /// Parameters whose raw `+` is always literal: base64 values (the token, encrypted fields, `saasExtendParams`).
 pub const PLUS_LITERAL: &[&str] = &["authToken", "mobilePhone", "email", "saasExtendParams"];
 
@@ -37,24 +40,32 @@ pub struct V1Query {
 impl V1Query {
     /// Decodes a raw query string. A literal `+` stays `+` (KooGallery sends unencoded base64); a parameter given
     /// twice is refused because it makes the signed message ambiguous.
+    ///
+    /// Work before the token check is linear in the query: the parameter count is capped before anything is
+    /// decoded, and duplicates are found by sorting, not by comparing every pair.
     pub fn parse(raw_query: &str) -> Result<Self, AuthError> {
         if raw_query.len() > MAX_QUERY_BYTES {
-            return Err(AuthError::MalformedParameter("query"));
+            return Err(AuthError::QueryTooLong);
         }
-        let mut params: Vec<(String, String)> = Vec::new();
+        let pairs: Vec<&str> = raw_query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .take(MAX_PARAMS + 1)
+            .collect();
+        if pairs.len() > MAX_PARAMS {
+            return Err(AuthError::TooManyParameters);
+        }
+        let mut params: Vec<(String, String)> = Vec::with_capacity(pairs.len());
         let mut token = None;
-        for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        for pair in pairs {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = decode(raw_name).ok_or(AuthError::Query(QueryError::NotUtf8("name")))?;
             let value = decode(raw_value).ok_or(AuthError::Query(QueryError::NotUtf8("value")))?;
             if name == "authToken" {
                 if token.replace(value).is_some() {
-                    return Err(QueryError::Repeated("authToken").into());
+                    return Err(AuthError::RepeatedParameter);
                 }
                 continue;
-            }
-            if params.iter().any(|(n, _)| *n == name) {
-                return Err(AuthError::MalformedParameter("repeated parameter"));
             }
             params.push((name, value));
         }
@@ -70,6 +81,13 @@ impl V1Query {
         mut params: Vec<(String, String)>,
         token_text: String,
     ) -> Result<Self, AuthError> {
+        if params.len() > MAX_PARAMS {
+            return Err(AuthError::TooManyParameters);
+        }
+        params.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if params.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(AuthError::RepeatedParameter);
+        }
         let mut auth_token = [0u8; 32];
         let decoded = STANDARD
             .decode(token_text.as_bytes())
@@ -79,13 +97,11 @@ impl V1Query {
         }
         auth_token.copy_from_slice(&decoded);
         let time_stamp = params
-            .iter()
-            .find(|(n, _)| n == "timeStamp")
-            .map(|(_, v)| v.clone())
-            .ok_or(AuthError::MissingParameter("timeStamp"))?;
+            .binary_search_by(|(n, _)| n.as_bytes().cmp(b"timeStamp"))
+            .map(|at| params[at].1.clone())
+            .map_err(|_| AuthError::MissingParameter("timeStamp"))?;
         let timestamp_ms =
             parse_time_stamp(&time_stamp).ok_or(AuthError::MalformedParameter("timeStamp"))?;
-        params.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         Ok(Self {
             params,
             auth_token,
@@ -101,6 +117,9 @@ impl V1Query {
     pub fn from_post(body: &[u8], auth_token: &str) -> Result<Self, AuthError> {
         let fields: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(body).map_err(|_| AuthError::MalformedParameter("body"))?;
+        if fields.len() > MAX_PARAMS {
+            return Err(AuthError::TooManyParameters);
+        }
         let mut query = Vec::with_capacity(fields.len() + 1);
         for (name, value) in &fields {
             let value = match value {
@@ -224,7 +243,7 @@ pub fn verify(
     Ok(Verified::new(
         key,
         query.token_text,
-        expires_ms,
+        (expires_ms, now_ms),
         Payload::V1(params),
     ))
 }

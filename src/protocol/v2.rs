@@ -26,7 +26,9 @@ pub struct SignedQuery {
     nonce: String,
 }
 
-/// Why a V2 call failed authentication. Every variant maps to result code `000001`, except a repeated JSON key (`000002`).
+/// Why a call failed authentication: result code `000001`, except the query-shape variants (`QueryTooLong`,
+/// `TooManyParameters`, `RepeatedParameter`: a V1 query that cannot be read as one unambiguous signed message) and a
+/// repeated JSON key, which are parameter errors (`000002`, as the upstream contract says), found before any MAC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("query parameter `{0}` is missing")]
@@ -41,6 +43,12 @@ pub enum AuthError {
     FutureTimestamp,
     #[error("signature does not match any configured access key")]
     SignatureMismatch,
+    #[error("query is longer than accepted")]
+    QueryTooLong,
+    #[error("query has more parameters than accepted")]
+    TooManyParameters,
+    #[error("a query parameter is repeated")]
+    RepeatedParameter,
     /// Refused before the signature is checked; answered `000002` (a body problem, not a key problem).
     #[error(transparent)]
     DuplicateJsonKey(#[from] DuplicateKey),
@@ -153,7 +161,10 @@ pub fn verify(
             (over(&canonical)?, SignedForm::Canonical)
         }
     };
-    Ok(Verified::new(key, query.nonce, expires_ms, Payload::V2(body)).with_signed_form(form))
+    Ok(
+        Verified::new(key, query.nonce, (expires_ms, now_ms), Payload::V2(body))
+            .with_signed_form(form),
+    )
 }
 
 /// Refuses a timestamp outside `now ± window` (cheap, so it runs before any MAC); returns when the call's
@@ -254,7 +265,10 @@ mod tests {
                     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(NONCE))
                 )
             );
-            assert_eq!(v.replay_expires_ms(), TS + 60_000);
+            assert_eq!(
+                v.replay_expires_ms(),
+                TS + 60_000 + crate::protocol::verified::REPLAY_MARGIN.as_millis() as u64
+            );
             assert!(matches!(v.payload(), Payload::V2(b) if b.as_ref() == BODY.as_bytes()));
         }
     }

@@ -5,6 +5,13 @@ use super::activity::Generation;
 use crate::secret::KeyIndex;
 use bytes::Bytes;
 use sha2::Digest;
+use std::time::Duration;
+
+/// How long a replay key outlives its call's window. A call's freshness is judged at one clock reading and its
+/// replay check runs a little later (a Redis round trip, other calls purging in between); replicas' clocks differ by
+/// a little too. Keeping the key this much longer means a replay that passed freshness at the window's edge still
+/// finds it.
+pub const REPLAY_MARGIN: Duration = Duration::from_secs(5);
 
 /// What was signed, as received.
 #[derive(Debug, Clone)]
@@ -38,17 +45,20 @@ pub struct Verified {
     key: KeyIndex,
     /// What must not be accepted twice: SHA-256 of the V2 nonce or V1 authToken, prefixed by generation.
     replay_key: String,
-    /// After this instant the freshness check alone refuses a replay, so the replay key may be forgotten.
+    /// Until this instant the replay key is kept: the end of the window plus [`REPLAY_MARGIN`].
     replay_expires_ms: u64,
+    /// The one clock reading of this call: freshness was judged at it, and the replay check uses it too.
+    checked_at_ms: u64,
     payload: Payload,
     signed_form: SignedForm,
 }
 
 impl Verified {
+    /// `window_end_ms`: after it the freshness check alone refuses a replay. `checked_at_ms`: when it was judged.
     pub(super) fn new(
         key: KeyIndex,
         token: String,
-        replay_expires_ms: u64,
+        (window_end_ms, checked_at_ms): (u64, u64),
         payload: Payload,
     ) -> Self {
         let generation = match payload {
@@ -63,7 +73,8 @@ impl Verified {
                 generation.name(),
                 hex::encode(sha2::Sha256::digest(token.as_bytes()))
             ),
-            replay_expires_ms,
+            replay_expires_ms: window_end_ms.saturating_add(REPLAY_MARGIN.as_millis() as u64),
+            checked_at_ms,
             payload,
             signed_form: SignedForm::Raw,
         }
@@ -97,6 +108,11 @@ impl Verified {
 
     pub fn replay_expires_ms(&self) -> u64 {
         self.replay_expires_ms
+    }
+
+    /// The clock reading freshness was judged at; the rest of the call (replay, records) uses the same instant.
+    pub fn checked_at_ms(&self) -> u64 {
+        self.checked_at_ms
     }
 
     pub fn payload(&self) -> &Payload {

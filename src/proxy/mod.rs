@@ -2,7 +2,9 @@
 
 pub mod admin;
 pub mod body;
+pub mod http_errors;
 pub mod server;
+pub mod slots;
 pub mod tls;
 pub mod upstream;
 pub mod upstream_auth;

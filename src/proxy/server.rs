@@ -1,8 +1,11 @@
-//! Listeners and connections: accept with a connection limit, TLS handshake with a timeout, HTTP with a
-//! header-read timeout, and graceful shutdown.
+//! Listeners and connections: accept (evicting idle connections at the limit), TLS handshake with a timeout, HTTP
+//! with a header-read timeout, and graceful shutdown.
 
+use super::http_errors::{self, SignedErrors};
+use super::slots::{Admission, Slot, Slots};
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -12,8 +15,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// HTTP/2 hardening (only when enabled): KooGallery sends one call at a time, so small limits cost nothing.
@@ -30,8 +33,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 pub type CurrentGateway = Arc<ArcSwap<Gateway>>;
 
 /// Accepts connections on `listener` until `shutdown` turns true, then waits (up to the grace period) for
-/// in-flight requests. `tls` is false only for the explicitly configured plain-HTTP listener. The connection
-/// limit is the one configured at start.
+/// in-flight requests. `tls` is false only for the explicitly configured plain-HTTP listener. Every connection is
+/// accepted; at the limit (the one configured at start) the oldest that has not sent a request is evicted
+/// ([`Slots`]).
 pub async fn serve(
     listener: TcpListener,
     tls: bool,
@@ -40,13 +44,10 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let max_connections = gateways.load().config().server.max_connections;
-    let permits = Arc::new(Semaphore::new(max_connections));
+    let slots = Slots::new(max_connections);
     let metrics = gateways.load().metrics().clone();
+    metrics.connections_max.add(max_connections as i64);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-            _ = stop_requested(&mut shutdown) => break,
-        };
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -58,55 +59,37 @@ pub async fn serve(
             },
             _ = stop_requested(&mut shutdown) => break,
         };
-        let _ = stream.set_nodelay(true);
         metrics.connections_accepted.inc();
+        let mut slot = match slots.admit() {
+            Admission::Admitted { slot, evicted } => {
+                if evicted {
+                    metrics.connections_evicted.inc();
+                }
+                slot
+            }
+            Admission::Full => {
+                // Every slot serves a request; closing at once beats a wait KooGallery would time out on.
+                metrics.connections_refused.inc();
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let (gateways, metrics) = (gateways.clone(), metrics.clone());
         tokio::spawn(async move {
-            let _permit = permit;
             metrics.connections_open.inc();
-            let snapshot = gateways.load_full();
-            let limits = snapshot.config().server.clone();
-            if tls {
-                let acceptor = TlsAcceptor::from(snapshot.tls());
-                let started = std::time::Instant::now();
-                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await
-                {
-                    Ok(Ok(tls_stream)) => {
-                        metrics
-                            .handshake_duration
-                            .observe(started.elapsed().as_secs_f64());
-                        let version = tls_stream
-                            .get_ref()
-                            .1
-                            .protocol_version()
-                            .map_or("unknown", protocol_label);
-                        metrics.tls_handshakes.with_label_values(&[version]).inc();
-                        serve_connection(tls_stream, gateways, &limits, watcher).await;
-                    }
-                    Ok(Err(e)) => {
-                        let reason = handshake_failure_reason(&e);
-                        metrics
-                            .tls_handshake_failures
-                            .with_label_values(&[reason])
-                            .inc();
-                        tracing::debug!(error = %e, reason, "TLS handshake failed");
-                    }
-                    Err(_) => {
-                        metrics
-                            .tls_handshake_failures
-                            .with_label_values(&["timeout"])
-                            .inc();
-                        tracing::debug!("TLS handshake timed out");
-                    }
-                }
-            } else {
-                serve_connection(stream, gateways, &limits, watcher).await;
+            let eviction = slot.eviction();
+            let slot = Arc::new(slot);
+            tokio::select! {
+                _ = eviction => tracing::debug!("idle connection evicted for a new one"),
+                _ = connection(stream, tls, gateways, &metrics, slot.clone(), watcher) => {}
             }
+            drop(slot);
             metrics.connections_open.dec();
         });
     }
     drop(listener);
+    metrics.connections_max.sub(max_connections as i64);
     let grace = gateways.load().config().server.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
@@ -119,17 +102,81 @@ pub async fn serve(
     }
 }
 
+/// One connection: the TLS handshake (with its timeout) when `tls`, then HTTP.
+async fn connection(
+    stream: TcpStream,
+    tls: bool,
+    gateways: CurrentGateway,
+    metrics: &Metrics,
+    slot: Arc<Slot>,
+    watcher: Watcher,
+) {
+    let snapshot = gateways.load_full();
+    let limits = snapshot.config().server.clone();
+    if !tls {
+        return serve_connection(stream, gateways, &limits, slot, watcher).await;
+    }
+    let acceptor = TlsAcceptor::from(snapshot.tls());
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            metrics
+                .handshake_duration
+                .observe(started.elapsed().as_secs_f64());
+            let version = tls_stream
+                .get_ref()
+                .1
+                .protocol_version()
+                .map_or("unknown", protocol_label);
+            metrics.tls_handshakes.with_label_values(&[version]).inc();
+            serve_connection(tls_stream, gateways, &limits, slot, watcher).await;
+        }
+        Ok(Err(e)) => {
+            let reason = handshake_failure_reason(&e);
+            metrics
+                .tls_handshake_failures
+                .with_label_values(&[reason])
+                .inc();
+            tracing::debug!(error = %e, reason, "TLS handshake failed");
+        }
+        Err(_) => {
+            metrics
+                .tls_handshake_failures
+                .with_label_values(&["timeout"])
+                .inc();
+            tracing::debug!("TLS handshake timed out");
+        }
+    }
+}
+
 async fn serve_connection<IO>(
     io: IO,
     gateways: CurrentGateway,
     limits: &ServerConfig,
+    slot: Arc<Slot>,
     watcher: Watcher,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| {
+    // hyper's own answers to requests it cannot parse become signed KooGallery errors (see `http_errors`).
+    let (answers, refusals) = (
+        gateways.clone(),
+        gateways.load().metrics().rejections.clone(),
+    );
+    let io = SignedErrors::new(
+        io,
+        Box::new(move || http_errors::invalid_request(&answers.load())),
+        Box::new(move || refusals.with_label_values(&["malformed_http"]).inc()),
+    );
+    let service = service_fn(move |request: http::Request<_>| {
+        // A connection that sent a request is KooGallery's (or at least speaks HTTP): no longer evictable.
+        slot.activate();
         let gateway = gateways.load_full();
-        async move { Ok::<_, Infallible>(gateway.handle(request).await) }
+        let method = request.method().clone();
+        async move {
+            let answer = gateway.handle(request).await;
+            Ok::<_, Infallible>(http_errors::fit_to_method(&method, answer))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

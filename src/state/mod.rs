@@ -15,7 +15,7 @@ pub mod seal;
 use crate::metrics::Metrics;
 use crate::protocol::verified::Verified;
 use journal::JournalEntry;
-use replay::{NonceCache, ReplayError};
+use replay::{NonceCache, ReplayCapacity, ReplayError};
 use seal::Sealer;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -62,7 +62,7 @@ pub struct StoreSettings {
     pub kind: StoreKind,
     /// Idempotency records and journal files older than this are deleted.
     pub retention: Duration,
-    pub replay_cache_max_entries: usize,
+    pub replay_capacity: ReplayCapacity,
     pub sealer: Option<Sealer>,
 }
 
@@ -145,10 +145,7 @@ impl StateStore {
         metrics: &Metrics,
         now_ms: u64,
     ) -> Result<Self, StoreError> {
-        let replay = NonceCache::new(
-            settings.replay_cache_max_entries,
-            metrics.replay_cache_entries.clone(),
-        );
+        let replay = NonceCache::new(settings.replay_capacity, metrics.replay_gauges());
         // Memory stores never persist, so an ephemeral key is enough for them.
         let sealer = settings.sealer.unwrap_or_else(Sealer::random);
         let retention_ms = u64::try_from(settings.retention.as_millis()).unwrap_or(u64::MAX);
@@ -178,7 +175,7 @@ impl StateStore {
             backend,
             sealer,
             retention_ms,
-            memory_limit: settings.replay_cache_max_entries.max(1),
+            memory_limit: settings.replay_capacity.v2.max(1),
         })
     }
 
@@ -370,7 +367,7 @@ mod tests {
         let settings = StoreSettings {
             kind: StoreKind::Memory,
             retention: Duration::from_secs(60),
-            replay_cache_max_entries: 10,
+            replay_capacity: ReplayCapacity { v1: 10, v2: 10 },
             sealer: None,
         };
         let store = StateStore::open(settings, &metrics, 0).unwrap();

@@ -106,8 +106,9 @@ impl RedisStore {
         self.query::<String>(redis::cmd("PING")).await.map(|_| ())
     }
 
-    /// `true` when the replay key was new (and is now remembered until `expires_ms`). The expiry is sent as a
-    /// relative TTL so it does not depend on Redis's clock agreeing with this host's.
+    /// `true` when the replay key was new (and is now remembered until `expires_ms`, which already holds the replay
+    /// margin past the window). The expiry is sent as a TTL relative to `now_ms`, the call's one clock reading (the
+    /// one its freshness was judged at), so it does not depend on Redis's clock agreeing with this host's.
     pub async fn remember(
         &self,
         key: &str,

@@ -1,7 +1,8 @@
-//! Nonce replay protection: a bounded in-memory set whose entries live exactly as long as their timestamp is
-//! inside the window.
+//! Nonce replay protection: a bounded in-memory set per generation whose entries live as long as their timestamp
+//! is inside the window (plus a margin).
 
 use crate::protocol::verified::Verified;
+use crate::protocol::Generation;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,14 +16,37 @@ pub enum ReplayError {
     Full,
 }
 
-/// Remembers nonces until their call's timestamp leaves the window, after which the timestamp check alone refuses
-/// a replay. When `max_entries` live nonces are held the cache fails closed rather than forgetting one early.
+/// Most replay keys remembered per generation. V2 keys live for 60 s, V1 keys for 24 h, so one shared limit sized
+/// for one would be wrong for the other: a slow V1 product would fill a V2-sized cache in a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayCapacity {
+    pub v1: usize,
+    pub v2: usize,
+}
+
+/// The gauges one generation's partition keeps current.
+#[derive(Debug, Clone)]
+pub struct ReplayGauges {
+    /// Live entries (`koogate_replay_cache_entries{generation}`).
+    pub entries: prometheus::IntGauge,
+    /// The limit (`koogate_replay_cache_capacity_entries{generation}`), set once.
+    pub capacity: prometheus::IntGauge,
+}
+
+/// Remembers replay keys until their call's timestamp leaves the window, after which the timestamp check alone
+/// refuses a replay. When a generation's partition holds its limit of live keys, that generation's calls fail
+/// closed rather than forgetting one early; the other generation is unaffected.
 #[derive(Debug, Clone)]
 pub struct NonceCache {
-    inner: Arc<Mutex<Inner>>,
-    /// Mirrors the number of live entries (`koogate_replay_cache_entries`).
-    size: prometheus::IntGauge,
+    /// `[V1, V2]`.
+    partitions: Arc<[Partition; 2]>,
+}
+
+#[derive(Debug)]
+struct Partition {
+    inner: Mutex<Inner>,
     max_entries: usize,
+    size: prometheus::IntGauge,
 }
 
 #[derive(Debug, Default)]
@@ -33,67 +57,92 @@ struct Inner {
 }
 
 impl NonceCache {
-    pub fn new(max_entries: usize, size: prometheus::IntGauge) -> Self {
+    /// `gauges` is `[V1, V2]`, like the partitions.
+    pub fn new(capacity: ReplayCapacity, gauges: [ReplayGauges; 2]) -> Self {
+        let [v1, v2] = gauges;
+        let partition = |max_entries: usize, gauges: ReplayGauges| {
+            gauges.capacity.set(max_entries as i64);
+            gauges.entries.set(0);
+            Partition {
+                inner: Mutex::default(),
+                max_entries,
+                size: gauges.entries,
+            }
+        };
         Self {
-            inner: Arc::default(),
-            size,
-            max_entries,
+            partitions: Arc::new([partition(capacity.v1, v1), partition(capacity.v2, v2)]),
         }
     }
 
-    /// Records the call's nonce, or refuses it if it was seen (or the cache is full).
+    fn partition(&self, generation: Generation) -> &Partition {
+        match generation {
+            Generation::V1 => &self.partitions[0],
+            Generation::V2 => &self.partitions[1],
+        }
+    }
+
+    /// Records the call's replay key, or refuses it if it was seen (or its generation's partition is full). `now_ms`
+    /// is the call's one clock reading ([`Verified::checked_at_ms`]).
     pub fn check_and_remember(&self, call: &Verified, now_ms: u64) -> Result<(), ReplayError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let partition = self.partition(call.generation());
+        let mut inner = partition.lock();
         inner.purge(now_ms);
-        self.size.set(inner.live.len() as i64);
+        partition.size.set(inner.live.len() as i64);
         if inner.live.contains(call.replay_key()) {
             return Err(ReplayError::Replayed);
         }
-        if inner.live.len() >= self.max_entries {
+        if inner.live.len() >= partition.max_entries {
             return Err(ReplayError::Full);
         }
         let nonce: Box<str> = call.replay_key().into();
-        // The freshness check refuses this call once `timestamp + window` has passed; until then, remember it.
+        // Kept until the window's end plus the margin (`Verified::replay_expires_ms`).
         let expires = call.replay_expires_ms();
         inner.live.insert(nonce.clone());
         inner.expiries.push(Reverse((expires, nonce)));
-        self.size.set(inner.live.len() as i64);
+        partition.size.set(inner.live.len() as i64);
         Ok(())
     }
 
-    /// Re-adds a nonce remembered before a restart.
+    /// Re-adds a replay key remembered before a restart (`v1:` or `v2:` prefixed, as [`Verified`] makes them).
     pub fn restore(&self, key: &str, expires_ms: u64) {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let generation = if key.starts_with("v1:") {
+            Generation::V1
+        } else {
+            Generation::V2
+        };
+        let partition = self.partition(generation);
+        let mut inner = partition.lock();
         if inner.live.insert(key.into()) {
             inner.expiries.push(Reverse((expires_ms, key.into())));
         }
-        self.size.set(inner.live.len() as i64);
+        partition.size.set(inner.live.len() as i64);
     }
 
-    /// Forgets what expired by `now_ms` and updates the gauge: called at every scrape, so the gauge is current
-    /// while no call arrives.
+    /// Forgets what expired by `now_ms` and updates the gauges: called at every scrape, so they are current while
+    /// no call arrives.
     pub fn refresh(&self, now_ms: u64) {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        inner.purge(now_ms);
-        self.size.set(inner.live.len() as i64);
+        for partition in self.partitions.iter() {
+            let mut inner = partition.lock();
+            inner.purge(now_ms);
+            partition.size.set(inner.live.len() as i64);
+        }
     }
 
-    /// Live entries (for the `koogate_replay_cache_entries` gauge).
+    /// Live entries of both generations.
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.live.len()).unwrap_or(0)
+        self.partitions.iter().map(|p| p.lock().live.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Partition {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -113,26 +162,56 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::v1::{self, V1Query};
     use crate::protocol::v2::{signed_query, verify, SignedQuery};
+    use crate::protocol::verified::REPLAY_MARGIN;
     use crate::secret::{AccessKey, AccessKeys};
+    use base64::Engine;
     use bytes::Bytes;
     use std::time::Duration;
 
     const WINDOW: Duration = Duration::from_secs(60);
+    const MARGIN: u64 = REPLAY_MARGIN.as_millis() as u64;
 
-    fn gauge() -> prometheus::IntGauge {
-        prometheus::IntGauge::new("entries", "test").unwrap()
+    fn gauges() -> [ReplayGauges; 2] {
+        let gauge = || prometheus::IntGauge::new("g", "test").unwrap();
+        [(); 2].map(|_| ReplayGauges {
+            entries: gauge(),
+            capacity: gauge(),
+        })
+    }
+
+    fn cache(v1: usize, v2: usize) -> NonceCache {
+        NonceCache::new(ReplayCapacity { v1, v2 }, gauges())
+    }
+
+    fn keys() -> AccessKeys {
+        AccessKeys::new(vec![AccessKey::new("k", "key")]).unwrap()
+    }
+
+    /// A V2 call stamped `ts`, its freshness judged at `now`.
+    fn call_at(nonce: &str, ts: u64, now: u64) -> Verified {
+        let q = SignedQuery::parse(&signed_query(b"key", nonce, ts, b"{}")).unwrap();
+        verify(&keys(), q, Bytes::from_static(b"{}"), now, WINDOW).unwrap()
     }
 
     fn call(nonce: &str, ts: u64) -> Verified {
-        let keys = AccessKeys::new(vec![AccessKey::new("k", "key")]).unwrap();
-        let q = SignedQuery::parse(&signed_query(b"key", nonce, ts, b"{}")).unwrap();
-        verify(&keys, q, Bytes::from_static(b"{}"), ts, WINDOW).unwrap()
+        call_at(nonce, ts, ts)
+    }
+
+    fn v1_call(order: &str) -> Verified {
+        let ts = "20210916064657481";
+        let message = format!("orderId={order}&timeStamp={ts}");
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(v1::auth_token(b"key", ts, &message));
+        let query = V1Query::parse(&format!("{message}&authToken={token}")).unwrap();
+        let now = v1::parse_time_stamp(ts).unwrap();
+        v1::verify(&keys(), query, now, Duration::from_secs(86_400)).unwrap()
     }
 
     #[test]
     fn replayed_nonce_is_rejected() {
-        let cache = NonceCache::new(10, gauge());
+        let cache = cache(10, 10);
         cache.check_and_remember(&call("a", 1_000), 1_000).unwrap();
         assert_eq!(
             cache.check_and_remember(&call("a", 1_000), 1_001),
@@ -142,22 +221,40 @@ mod tests {
     }
 
     #[test]
-    fn nonce_is_remembered_until_its_timestamp_leaves_the_window() {
-        let cache = NonceCache::new(10, gauge());
-        // A call stamped 30 s in the future stays valid for 90 s from now: it must be remembered that long.
+    fn nonce_is_remembered_until_its_window_ends_plus_the_margin() {
+        let cache = cache(10, 10);
+        // A call stamped 30 s in the future stays valid for 90 s from now: it must be remembered at least that long.
         cache.check_and_remember(&call("f", 31_000), 1_000).unwrap();
+        let end = 91_000 + MARGIN;
         assert_eq!(
-            cache.check_and_remember(&call("f", 31_000), 91_000),
+            cache.check_and_remember(&call("f", 31_000), end),
             Err(ReplayError::Replayed)
         );
         cache
-            .check_and_remember(&call("f", 31_000), 91_001)
+            .check_and_remember(&call("f", 31_000), end + 1)
             .unwrap();
+    }
+
+    /// The audit's edge: a replay whose freshness was judged at the window's last millisecond, checked after a later
+    /// call already purged expired keys, must still find its key.
+    #[test]
+    fn a_replay_judged_at_the_window_edge_is_refused_after_later_calls_purged() {
+        let cache = cache(10, 10);
+        cache.check_and_remember(&call("e", 0), 0).unwrap();
+        // Another call, judged 1 ms after the edge, purges first.
+        cache
+            .check_and_remember(&call("later", 60_001), 60_001)
+            .unwrap();
+        let replay = call_at("e", 0, 60_000);
+        assert_eq!(
+            cache.check_and_remember(&replay, replay.checked_at_ms()),
+            Err(ReplayError::Replayed)
+        );
     }
 
     #[test]
     fn full_cache_fails_closed_until_entries_expire() {
-        let cache = NonceCache::new(2, gauge());
+        let cache = cache(10, 2);
         cache.check_and_remember(&call("a", 0), 0).unwrap();
         cache.check_and_remember(&call("b", 10), 10).unwrap();
         assert_eq!(
@@ -165,24 +262,42 @@ mod tests {
             Err(ReplayError::Full)
         );
         assert_eq!(cache.len(), 2);
-        cache
-            .check_and_remember(&call("c", 60_001), 60_001)
-            .unwrap();
+        let after = 60_001 + MARGIN;
+        cache.check_and_remember(&call("c", after), after).unwrap();
         assert_eq!(cache.len(), 2);
     }
 
     #[test]
-    fn the_gauge_drops_when_entries_expire_without_new_calls() {
-        let size = gauge();
-        let cache = NonceCache::new(10, size.clone());
+    fn each_generation_has_its_own_capacity_and_gauges() {
+        let gauges = gauges();
+        let cache = NonceCache::new(ReplayCapacity { v1: 1, v2: 3 }, gauges.clone());
+        assert_eq!(gauges[0].capacity.get(), 1);
+        assert_eq!(gauges[1].capacity.get(), 3);
+        cache.check_and_remember(&v1_call("o1"), 0).unwrap();
+        assert_eq!(
+            cache.check_and_remember(&v1_call("o2"), 0),
+            Err(ReplayError::Full)
+        );
+        // A full V1 partition leaves V2 calls alone.
+        cache.check_and_remember(&call("a", 0), 0).unwrap();
+        cache.check_and_remember(&call("b", 0), 0).unwrap();
+        assert_eq!((gauges[0].entries.get(), gauges[1].entries.get()), (1, 2));
+        cache.restore("v1:restored", u64::MAX);
+        assert_eq!(gauges[0].entries.get(), 2);
+    }
+
+    #[test]
+    fn the_gauges_drop_when_entries_expire_without_new_calls() {
+        let gauges = gauges();
+        let cache = NonceCache::new(ReplayCapacity { v1: 10, v2: 10 }, gauges.clone());
         cache.check_and_remember(&call("a", 0), 0).unwrap();
         cache
             .check_and_remember(&call("b", 30_000), 30_000)
             .unwrap();
-        assert_eq!(size.get(), 2);
-        cache.refresh(60_001);
-        assert_eq!(size.get(), 1, "a expired at 60 s");
-        cache.refresh(90_001);
-        assert_eq!(size.get(), 0);
+        assert_eq!(gauges[1].entries.get(), 2);
+        cache.refresh(60_001 + MARGIN);
+        assert_eq!(gauges[1].entries.get(), 1, "a expired");
+        cache.refresh(90_001 + MARGIN);
+        assert_eq!(gauges[1].entries.get(), 0);
     }
 }

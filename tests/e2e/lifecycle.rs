@@ -78,7 +78,10 @@ async fn health_readiness_and_metrics_are_served_on_the_admin_port() {
     );
     assert_eq!(metric(&text, "koogate_requests_in_flight"), 0.0);
     // Four verified nonces: the `[]` body was signed correctly, so its nonce is spent even though it was refused.
-    assert_eq!(metric(&text, "koogate_replay_cache_entries"), 4.0);
+    assert_eq!(
+        metric(&text, r#"koogate_replay_cache_entries{generation="v2"}"#),
+        4.0
+    );
     assert_eq!(metric(&text, "koogate_ready"), 1.0);
     assert!(text.contains("koogate_build_info{version="));
 }

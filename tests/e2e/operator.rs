@@ -147,26 +147,22 @@ async fn a_client_that_does_not_trust_the_certificate_counts_as_certificate_reje
 
 #[tokio::test]
 async fn the_replay_cache_gauge_falls_while_idle() {
+    const ENTRIES: &str = r#"koogate_replay_cache_entries{generation="v2"}"#;
     let upstream = Upstream::start(Behaviour::App).await;
     let mut options = Options::new(&upstream);
     options.verify_toml = "timestamp_window_ms = 1000".into();
     let gateway = TestGateway::start_with(options).await;
-    // Stamped 800 ms ago: accepted, and its nonce expires 200 ms from now.
+    // Stamped 950 ms ago: accepted, and its nonce is kept until the window's end plus the 5 s margin, about
+    // 5.05 s from now.
     let mut call = Call::json(
         &json!({"activity":"orderNotify","orderId":"IDLE-1","orderLineId":"IDLE-1-1","testFlag":"1"}),
     );
-    call.timestamp = (now_ms() - 800).to_string();
+    call.timestamp = (now_ms() - 950).to_string();
     gateway.client().send(&call).await.assert_code("000000");
-    assert_eq!(
-        metric(&gateway.metrics().await, "koogate_replay_cache_entries"),
-        1.0
-    );
+    assert_eq!(metric(&gateway.metrics().await, ENTRIES), 1.0);
     // No call arrives in the meantime; the scrape alone must show the nonce gone.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    assert_eq!(
-        metric(&gateway.metrics().await, "koogate_replay_cache_entries"),
-        0.0
-    );
+    tokio::time::sleep(std::time::Duration::from_millis(5_400)).await;
+    assert_eq!(metric(&gateway.metrics().await, ENTRIES), 0.0);
 }
 
 /// HEAD on an admin path: the raw answer's status, head (lower-cased) and what followed the head.

@@ -76,11 +76,8 @@ fn malformed_queries_are_refused() {
     let cases = [
         (no_ts, AuthError::MissingParameter("timeStamp")),
         (bad_ts, AuthError::MalformedParameter("timeStamp")),
-        (
-            repeated,
-            AuthError::MalformedParameter("repeated parameter"),
-        ),
-        (two_tokens, QueryError::Repeated("authToken").into()),
+        (repeated, AuthError::RepeatedParameter),
+        (two_tokens, AuthError::RepeatedParameter),
         (no_token, AuthError::MissingParameter("authToken")),
         (short_token, AuthError::MalformedParameter("authToken")),
     ];

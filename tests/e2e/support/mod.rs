@@ -80,6 +80,8 @@ pub struct Options {
     pub key_toml: String,
     pub deadline_ms: u64,
     pub plain_http: bool,
+    /// Short by default so tests do not wait on silent connections.
+    pub handshake_timeout_ms: u64,
     /// Extra keys for the `[upstream]` table (`signature_key_env`, ...).
     pub upstream_toml: String,
     /// Extra TOML for the `[upstream.routes.app]` table (`ca_file`, `client_cert_file`, ...).
@@ -105,6 +107,7 @@ impl Options {
             key_toml: String::new(),
             deadline_ms: 1_500,
             plain_http: false,
+            handshake_timeout_ms: 500,
             upstream_toml: String::new(),
             route_toml: String::new(),
             env: Vec::new(),
@@ -160,7 +163,7 @@ cert_chain_file = "cert.pem"
 private_key_file = "key.pem"
 body_read_timeout_ms = 500
 header_read_timeout_ms = 500
-handshake_timeout_ms = 500
+handshake_timeout_ms = {handshake}
 shutdown_grace_ms = 3000
 {server}
 {plain}
@@ -201,6 +204,7 @@ url = "{url}"
                 ""
             },
             deadline = options.deadline_ms,
+            handshake = options.handshake_timeout_ms,
             url = options.upstream_url,
             extra = options.extra_toml,
             upstream_extra = options.upstream_toml,
