@@ -22,6 +22,7 @@ pub mod reload;
 pub mod secret;
 pub mod simulate;
 pub mod state;
+pub mod usage;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -45,6 +46,8 @@ pub struct Listeners {
     /// Only when `[plain_http]` is configured.
     pub plain_http: Option<TcpListener>,
     pub admin: TcpListener,
+    /// The usage-records listener; when `None` and `[usage]` is configured, `run` binds `usage.listen`.
+    pub usage: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -64,10 +67,19 @@ impl Listeners {
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on admin.listen {}", config.admin_listen))?;
+        let usage = match &config.usage {
+            Some(usage) => Some(
+                TcpListener::bind(usage.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on usage.listen {}", usage.listen))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             https,
             plain_http,
             admin,
+            usage,
         })
     }
 }
@@ -107,13 +119,21 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     mut reload: Option<Reload>,
 ) -> anyhow::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let relay = usage::Relay::from_config(
+        &config,
+        listeners.usage,
+        metrics.registry(),
+        clock.clone(),
+        stopped.clone(),
+    )
+    .await?;
     let gateway = Gateway::new(Arc::new(config), metrics.clone(), clock)
         .context("cannot start the gateway")?;
     metrics.config_last_reload_success.set(unix_seconds());
     gateway.publish_certificate_expiry();
     let readiness = Readiness::depending_on(gateway.store_health());
     let current: CurrentGateway = Arc::new(ArcSwap::from_pointee(gateway));
-    let (stop, stopped) = watch::channel(false);
 
     let mut servers = tokio::task::JoinSet::new();
     tracing::info!(listen = %listeners.https.local_addr()?, "serving KooGallery calls over HTTPS (TLS 1.2+)");
@@ -171,6 +191,10 @@ pub async fn run_with(
     let _ = stop.send(true);
     while servers.join_next().await.is_some() {}
     let _ = admin.await;
+    if let Some(relay) = relay {
+        // The sender finishes a push in flight and settles it; whatever is still queued stays on disk.
+        relay.join().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

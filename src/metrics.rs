@@ -382,6 +382,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for metrics families kept by their own module (the usage relay's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         if let Some(hook) = self

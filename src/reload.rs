@@ -83,6 +83,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.verify.v1_replay_cache_max_entries != new.verify.v1_replay_cache_max_entries {
         changed.push("v1.replay_cache_max_entries");
     }
+    if !crate::config::UsageConfig::same(old.usage.as_ref(), new.usage.as_ref()) {
+        changed.push("usage.* (the usage relay is configured at start)");
+    }
     changed
 }
 
@@ -181,5 +184,24 @@ mod tests {
             changed.iter().any(|c| c.starts_with("store.backend")),
             "{changed:?}"
         );
+    }
+
+    #[test]
+    fn a_changed_usage_table_needs_a_restart() {
+        let with = |usage: &str| {
+            config(&format!(
+                "{BASE}[koogallery_api]\nbase_url = \"https://127.0.0.1:1\"\nak_env = \"A\"\nsk_env = \"S\"\n\
+                 order_lookup_budget_ms = 500\n[usage]\n{usage}"
+            ))
+        };
+        let old = with("");
+        assert!(needs_restart(&old, &with("")).is_empty());
+        for changed in ["retry_max_ms = 1000", "token_env = \"J\""] {
+            assert_eq!(
+                needs_restart(&old, &with(changed)),
+                ["usage.* (the usage relay is configured at start)"],
+                "{changed}"
+            );
+        }
     }
 }

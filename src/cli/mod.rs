@@ -8,6 +8,7 @@ mod mock_openapi;
 mod order;
 mod simulate;
 mod tools;
+mod usage;
 
 use crate::config::{Config, LogFormat, ProcessEnv};
 use clap::{Parser, Subcommand};
@@ -52,6 +53,9 @@ enum Command {
     Order(order::OrderArgs),
     /// Serve a mock KooGallery OpenAPI (order query, usage-data) that verifies both signatures, for tests.
     MockOpenapi(mock_openapi::MockOpenApiArgs),
+    /// The usage-records relay (pay-per-use products).
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
         /// Where the development certificate and demo key are kept.
@@ -117,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             init_logging(LogFormat::Text, "warn");
             mock_openapi::run(args).await
         }
+        Command::Usage(command) => usage::run(command).await,
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
             crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;

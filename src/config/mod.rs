@@ -4,12 +4,18 @@
 
 mod koogallery_api;
 mod raw;
+mod usage;
 mod validate;
 mod validate_keys;
 mod validate_sections;
 
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
+pub use usage::UsageConfig;
+/// The `[usage]` defaults, for the command line.
+pub mod usage_defaults {
+    pub use super::usage::DEFAULT_USAGE_LISTEN;
+}
 
 /// The `[koogallery_api]` cache defaults as values, for a gateway started without the section.
 pub mod koogallery_api_defaults {
@@ -43,6 +49,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// KooGallery's seller-side OpenAPI (order lookup, usage push); `None` when `[koogallery_api]` is absent.
     pub koogallery_api: Option<KooGalleryApiConfig>,
+    /// The usage-records relay, when `[usage]` is present.
+    pub usage: Option<UsageConfig>,
 }
 
 /// How `koogate run` notices changes besides SIGHUP.

@@ -78,6 +78,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub koogallery_api: Option<super::koogallery_api::RawKooGalleryApi>,
+    pub usage: Option<super::usage::RawUsage>,
 }
 
 #[derive(Debug, Deserialize)]

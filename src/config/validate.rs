@@ -113,6 +113,7 @@ impl Validator<'_> {
         });
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
+        let usage = raw.usage.as_ref().map(|u| self.usage(&raw, u));
         let reload =
             ReloadConfig {
                 watch_files: raw.reload.watch_files,
@@ -164,12 +165,13 @@ impl Validator<'_> {
                 store,
                 reload,
                 koogallery_api,
+                usage,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }
     }
 
-    fn addr(&mut self, path: &str, value: &str) -> SocketAddr {
+    pub(super) fn addr(&mut self, path: &str, value: &str) -> SocketAddr {
         value.parse().unwrap_or_else(|_| {
             self.issues.push(issue(
                 path,
@@ -194,7 +196,7 @@ impl Validator<'_> {
         Duration::from_millis(ms)
     }
 
-    fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
+    pub(super) fn count(&mut self, path: &str, value: u64, min: u64, max: u64) -> usize {
         if value < min || value > max {
             self.issues
                 .push(issue(path, format!("{value} is outside {min}..={max}")));

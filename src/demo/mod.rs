@@ -4,6 +4,7 @@
 pub mod app;
 pub mod client;
 mod openapi;
+pub mod usage;
 
 use crate::config::{Config, ProcessEnv};
 use crate::Listeners;
@@ -40,8 +41,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
 
     let app = app::DemoApp::start().await?;
-    // Kept alive for the whole demo. The usage-records part of the demo (issue 9 section 2: app → koogate
-    // POST /v1/usage → the mock's usage-data, visible in `mock_openapi.received()`) hooks in here.
+    // Kept alive for the whole demo: order lookups and the usage record (`usage::send_record`) go to it.
     let (mock_openapi, api_table) = openapi::start(&options.dir, DEMO_ACCESS_KEY).await?;
     let text = DEMO_CONFIG.replace("{upstream}", &format!("http://{}/koogallery", app.addr()))
         + &api_table;
@@ -52,9 +52,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", options.listen))?,
         plain_http: None,
         admin: TcpListener::bind("127.0.0.1:0").await?,
+        usage: Some(TcpListener::bind("127.0.0.1:0").await?),
     };
     let https = listeners.https.local_addr()?;
     let admin = listeners.admin.local_addr()?;
+    let usage_addr = listeners
+        .usage
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?
+        .context("the demo binds a usage listener")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gateway = tokio::spawn(crate::run(config, listeners, async {
         let _ = stopped.await;
@@ -72,6 +79,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         mock_openapi.base_url()
     );
     println!("  metrics  http://{admin}/metrics");
+    println!("  usage    http://{usage_addr}/v1/usage (records for pay-per-use products)");
     println!(
         "  journal  koogate journal --data-dir {}\n",
         options.dir.join("data").display()
@@ -89,6 +97,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let mut outcome = client::run_demo_calls(&client, &url, &app).await;
     if outcome.is_ok() {
         outcome = run_simulate(&client, &url).await;
+    }
+    if outcome.is_ok() {
+        outcome = usage::send_record(usage_addr, &mock_openapi).await;
     }
 
     if options.serve && outcome.is_ok() {

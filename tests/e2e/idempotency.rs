@@ -15,7 +15,13 @@ fn new_instance(order: &str) -> Call {
 #[tokio::test]
 async fn a_retry_storm_reaches_the_upstream_once_and_always_gets_the_same_instance() {
     let upstream = Upstream::start(Behaviour::Unique).await;
-    let gateway = TestGateway::start(&upstream).await;
+    // The production deadline and handshake timeout: 100 concurrent duplicates are answered one after the other
+    // (each waits for the first one's durable commit), which on a loaded 2-core CI machine can pass the harness's
+    // short 1.5 s deadline and 500 ms handshake timeout. The test is about idempotency, not about those limits.
+    let mut options = Options::new(&upstream);
+    options.deadline_ms = 4_500;
+    options.handshake_timeout_ms = 2_000;
+    let gateway = TestGateway::start_with(options).await;
     let client = gateway.client();
     let first = client.send(&new_instance("STORM-1")).await;
     first.assert_code("000000");

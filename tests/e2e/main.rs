@@ -25,4 +25,5 @@ mod simulate;
 mod tls;
 mod upstream_auth;
 mod upstream_failures;
+mod usage;
 mod v1;

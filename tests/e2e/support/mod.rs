@@ -120,6 +120,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub plain: Option<SocketAddr>,
+    /// The usage-records listener (serving only when the config has `[usage]`).
+    pub usage: SocketAddr,
     pub cert: std::sync::Arc<TestCert>,
     /// The config file the gateway reloads from.
     pub config_path: PathBuf,
@@ -246,8 +248,11 @@ url = "{url}"
                 None
             },
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            // Used only when the config has `[usage]`.
+            usage: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
         };
         let addr = listeners.https.local_addr().unwrap();
+        let usage = listeners.usage.as_ref().unwrap().local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap();
         let plain = listeners
             .plain_http
@@ -268,6 +273,7 @@ url = "{url}"
             addr,
             admin,
             plain,
+            usage,
             cert,
             stop: Some(stop),
             task: Some(task),

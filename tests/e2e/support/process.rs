@@ -26,6 +26,8 @@ pub struct GatewayProcess {
     pub child: Child,
     pub https: SocketAddr,
     pub admin: SocketAddr,
+    /// The usage-records listener, when `[usage]` is configured.
+    pub usage: Option<SocketAddr>,
     /// Log lines (stderr) read so far, and the rest as they come.
     seen: Vec<String>,
     logs: mpsc::Receiver<String>,
@@ -57,7 +59,7 @@ impl GatewayProcess {
                 let _ = tx.send(line);
             }
         });
-        let (mut https, mut admin) = (None, None);
+        let (mut https, mut admin, mut usage) = (None, None, None);
         let started = Instant::now();
         let mut seen = Vec::new();
         while https.is_none() || admin.is_none() {
@@ -72,6 +74,7 @@ impl GatewayProcess {
             match v["message"].as_str().unwrap_or_default() {
                 m if m.starts_with("serving KooGallery calls") => https = listen,
                 m if m.starts_with("admin endpoint") => admin = listen,
+                m if m.starts_with("usage records endpoint") => usage = listen,
                 _ => {}
             }
             assert!(started.elapsed() < Duration::from_secs(10));
@@ -80,6 +83,7 @@ impl GatewayProcess {
             child,
             https: https.unwrap(),
             admin: admin.unwrap(),
+            usage,
             seen,
             logs,
         }
