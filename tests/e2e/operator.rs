@@ -246,7 +246,6 @@ async fn the_demo_creates_its_keys_and_certificate_private() {
     .await
     .unwrap();
     assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&dir.join("data")), 0o700, "the demo's data_dir");
     for file in [
         "demo-access-key",
         "journal-key",
