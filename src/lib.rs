@@ -16,6 +16,7 @@ pub mod demo;
 pub mod gateway;
 pub mod metrics;
 pub mod openapi;
+pub mod private_fs;
 pub mod protocol;
 pub mod proxy;
 pub mod reload;

@@ -1,15 +1,33 @@
 //! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
 
+use crate::gateway::error::GatewayError;
 use crate::protocol::{Activity, Generation, ResultCode};
+use crate::proxy::upstream::UpstreamError;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::{Arc, Mutex};
 
 /// Buckets for a 5 s deadline: fine below 100 ms where healthy calls sit, coarse up to the deadline.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 10.0,
 ];
+
+/// Every `reason` of `koogate_tls_handshake_failures_total` (see `handshake_failure_reason` in proxy::server, plus
+/// `timeout`), created at 0 at start.
+pub const TLS_HANDSHAKE_FAILURE_REASONS: &[&str] = &[
+    "eof",
+    "protocol_version",
+    "incompatible",
+    "certificate_rejected",
+    "not_tls",
+    "timeout",
+    "error",
+];
+
+/// The protocol versions koogate negotiates (`koogate_tls_handshakes_total{protocol}`), created at 0 at start.
+const TLS_PROTOCOLS: &[&str] = &["TLSv1.2", "TLSv1.3"];
 
 /// Label used before a call's activity is known.
 const UNKNOWN_ACTIVITY: &str = "unknown";
@@ -22,10 +40,14 @@ struct CallSeries {
     durations: Vec<Histogram>,
 }
 
+type RenderHook = Box<dyn Fn() + Send + Sync>;
+
 /// Every metric koogate exports. Label values come only from enums and configured route names.
 #[derive(Clone)]
 pub struct Metrics {
     calls: CallSeries,
+    /// Runs before each render, to update gauges computed from state (the replay cache's size).
+    before_render: Arc<Mutex<Option<RenderHook>>>,
     registry: Registry,
     /// Calls answered, by canonical activity (`unknown` before it is known) and result code.
     pub requests: IntCounterVec,
@@ -290,10 +312,26 @@ impl Metrics {
                 .collect(),
         };
 
+        // Failure counters start at 0 for every label combination: `increase()` needs a sample before the first
+        // failure, or the first failure after a restart (at KooGallery's traffic often the only one) goes unseen.
+        for reason in GatewayError::all_reasons() {
+            rejections.with_label_values(&[reason]);
+        }
+        for reason in TLS_HANDSHAKE_FAILURE_REASONS {
+            tls_handshake_failures.with_label_values(&[reason]);
+        }
+        for protocol in TLS_PROTOCOLS {
+            tls_handshakes.with_label_values(&[protocol]);
+        }
+        for result in ["success", "failure"] {
+            config_reloads.with_label_values(&[result]);
+            journal_writes.with_label_values(&[result]);
+        }
         let openapi = crate::openapi::metrics::OpenApiMetrics::register(&registry)?;
         Ok(Self {
             openapi,
             calls,
+            before_render: Arc::default(),
             registry,
             requests,
             rejections,
@@ -337,6 +375,25 @@ impl Metrics {
         self.calls.durations[slot].observe(elapsed.as_secs_f64());
     }
 
+    /// Creates `koogate_upstream_failures_total` at 0 for every configured route and reason (called whenever
+    /// the routes are built, so a reload's new routes start at 0 too).
+    pub fn precreate_routes<'a>(&self, routes: impl Iterator<Item = &'a str>) {
+        for route in routes {
+            for reason in UpstreamError::REASONS {
+                self.upstream_failures.with_label_values(&[route, reason]);
+            }
+        }
+    }
+
+    /// Sets what runs before every render (replacing any earlier hook).
+    pub fn on_render(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let mut slot = self
+            .before_render
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(Box::new(hook));
+    }
+
     /// The replay cache's gauges for both generations, `[V1, V2]`.
     pub fn replay_gauges(&self) -> [crate::state::replay::ReplayGauges; 2] {
         [Generation::V1, Generation::V2].map(|g| crate::state::replay::ReplayGauges {
@@ -353,6 +410,14 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Some(hook) = self
+            .before_render
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+        {
+            hook();
+        }
         let mut out = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which registration already rejected.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

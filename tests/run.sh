@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # The e2e suite starts real peers: the example upstream (python3, standard library only), its own redis-server
 # processes (several replicas sharing state; the system service is not used) and `openssl s_server` (a TLS
-# 1.1-only server for simulate's tests).
+# 1.1-only server for simulate's tests; `openssl s_client` as a TLS 1.0/1.1 client and as one that does not trust
+# koogate's certificate, tests/e2e/operator.rs).
 # curl runs the commands the READMEs show (tests/e2e/readme.rs).
 # pebble is Let's Encrypt's RFC 8555 test CA: the [acme] tests (tests/e2e/acme/) order certificates from it.
 need=(python3:python3 redis-server:redis-server openssl:openssl curl:curl pebble:pebble)

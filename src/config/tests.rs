@@ -402,3 +402,28 @@ fn upstream_signing_and_client_certificates_are_checked() {
     let errors = Config::from_toml(&half, Path::new("."), &env_with_key).unwrap_err();
     assert_eq!(errors.0[0].path, "upstream.routes.app");
 }
+
+#[test]
+fn admin_and_server_on_the_same_port_are_refused() {
+    let same = EXAMPLE.replace("listen = \"127.0.0.1:9901\"", "listen = \"127.0.0.1:8443\"");
+    let errors = Config::from_toml(&same, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "admin.listen");
+    assert!(errors.0[0].message.contains("server.listen"), "{errors}");
+    let apart = EXAMPLE.replace("listen = \"127.0.0.1:9901\"", "listen = \"127.0.0.1:9902\"");
+    assert!(Config::from_toml(&apart, Path::new("."), &env_with_key).is_ok());
+}
+
+#[test]
+fn an_access_key_with_surrounding_whitespace_is_refused() {
+    for key in [" example-key", "example-key\t", "example-key "] {
+        let env = move |name: &str| match name {
+            "KOOGATE_ACCESS_KEY" => Some(key.to_owned()),
+            other => env_with_key(other),
+        };
+        let errors = Config::from_toml(EXAMPLE, Path::new("."), &env).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].path, "access_keys[0]");
+        assert!(errors.0[0].message.contains("whitespace"), "{errors}");
+    }
+}

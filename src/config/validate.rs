@@ -60,6 +60,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|p| self.addr("plain_http.listen", &p.listen));
         let admin_listen = self.addr("admin.listen", &raw.admin.listen);
+        self.listeners_apart(server.listen, plain_http, admin_listen);
         let verify = VerifyConfig {
             timestamp_window: self.duration(
                 "verify.timestamp_window_ms",

@@ -73,6 +73,11 @@ impl Validator<'_> {
                 (Some(s), None) if s.is_empty() => {
                     self.issues.push(issue(path, "the access key is empty"))
                 }
+                (Some(s), None) if s.trim() != s => self.issues.push(issue(
+                    path,
+                    "the access key starts or ends with whitespace (a space or tab copied with it?): KooGallery's \
+                     keys never do; set it again without the surrounding whitespace",
+                )),
                 (Some(s), None) => {
                     let cipher = FieldCipher::from_name(&k.field_cipher).unwrap_or_else(|| {
                         self.issues.push(issue(

@@ -1,4 +1,4 @@
-//! Validation of the `[test_calls]` and `[store]` tables.
+//! Validation of the `[test_calls]` and `[store]` tables, and of the listeners against each other.
 
 use super::validate::{issue, Validator};
 use super::*;
@@ -10,6 +10,37 @@ debugging calls and twice-daily lifecycle probes carry testFlag=1 and must never
 app honours testFlag itself; `builtin` only when it cannot (KooGallery's probes then pass even if the app is broken)";
 
 impl Validator<'_> {
+    /// Two listeners on one port (the same address, or either on 0.0.0.0/::) cannot both bind: `run` would fail
+    /// with "address in use". Port 0 (any free port, tests) never collides.
+    pub(super) fn listeners_apart(
+        &mut self,
+        server: std::net::SocketAddr,
+        plain_http: Option<std::net::SocketAddr>,
+        admin: std::net::SocketAddr,
+    ) {
+        let overlap = |a: std::net::SocketAddr, b: std::net::SocketAddr| {
+            a.port() != 0
+                && a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        if overlap(admin, server) {
+            self.issues.push(issue(
+                "admin.listen",
+                format!("{admin} is the port of server.listen ({server}): give the admin endpoint its own port"),
+            ));
+        }
+        if let Some(plain) = plain_http {
+            for (other, name) in [(server, "server.listen"), (admin, "admin.listen")] {
+                if overlap(plain, other) {
+                    self.issues.push(issue(
+                        "plain_http.listen",
+                        format!("{plain} is the port of {name} ({other}): use a port of its own"),
+                    ));
+                }
+            }
+        }
+    }
+
     pub(super) fn test_calls(
         &mut self,
         raw: Option<&RawTestCalls>,

@@ -31,13 +31,13 @@ pub struct DemoOptions {
 
 /// Runs the demo; returns an error if any call did not round-trip correctly.
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&options.dir)
+    crate::private_fs::create_dir_all(&options.dir)
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
     let cert_pem = ensure_dev_certificate(&options.dir)?;
-    std::fs::write(options.dir.join("demo-access-key"), DEMO_ACCESS_KEY)?;
+    crate::private_fs::write(&options.dir.join("demo-access-key"), DEMO_ACCESS_KEY)?;
     let journal_key = options.dir.join("journal-key");
     if !journal_key.exists() {
-        std::fs::write(&journal_key, hex::encode(rand::random::<[u8; 32]>()))?;
+        crate::private_fs::write(&journal_key, hex::encode(rand::random::<[u8; 32]>()))?;
     }
 
     let app = app::DemoApp::start().await?;
@@ -151,8 +151,8 @@ fn ensure_dev_certificate(dir: &Path) -> anyhow::Result<String> {
             "localhost".to_owned(),
             "127.0.0.1".to_owned(),
         ])?;
-        std::fs::write(&key_path, generated.signing_key.serialize_pem())?;
-        std::fs::write(&cert_path, generated.cert.pem())?;
+        crate::private_fs::write(&key_path, generated.signing_key.serialize_pem())?;
+        crate::private_fs::write(&cert_path, generated.cert.pem())?;
         println!("generated a development certificate in {}", dir.display());
     }
     Ok(std::fs::read_to_string(cert_path)?)

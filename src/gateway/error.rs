@@ -40,6 +40,43 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Every label [`GatewayError::reason`] returns apart from the upstream's ([`UpstreamError::REASONS`]), so
+    /// `koogate_rejections_total` can start every series at 0 (an `increase()` alert then fires on the first
+    /// failure after a restart).
+    pub const OWN_REASONS: &'static [&'static str] = &[
+        "method_not_allowed",
+        "v1_disabled",
+        "missing_auth_parameter",
+        "malformed_auth_parameter",
+        "stale_timestamp",
+        "future_timestamp",
+        "bad_signature",
+        "duplicate_json_key",
+        "body_too_large",
+        "body_timeout",
+        "body_read_error",
+        "replayed_nonce",
+        "replay_cache_full",
+        "invalid_json",
+        "not_json_object",
+        "unknown_activity",
+        "missing_field",
+        "invalid_field",
+        "field_decrypt_failed",
+        "encrypted_field_too_long",
+        "upstream_invalid_answer",
+        "duplicate_in_flight",
+        "store_failed",
+    ];
+
+    /// Every label of `koogate_rejections_total{reason}`.
+    pub fn all_reasons() -> impl Iterator<Item = &'static str> {
+        Self::OWN_REASONS
+            .iter()
+            .chain(UpstreamError::REASONS)
+            .copied()
+    }
+
     /// The result code KooGallery receives.
     pub fn result_code(&self) -> ResultCode {
         match self {
@@ -149,5 +186,62 @@ impl GatewayError {
             }
             _ => code.default_message().to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::fields::FieldError;
+    use std::collections::BTreeSet;
+
+    /// One value of every variant that can be built without a network (all but `Upstream(Unreachable)`).
+    fn samples() -> Vec<GatewayError> {
+        vec![
+            GatewayError::MethodNotAllowed,
+            GatewayError::V1Disabled,
+            AuthError::MissingParameter("nonce").into(),
+            AuthError::MalformedParameter("nonce").into(),
+            AuthError::StaleTimestamp.into(),
+            AuthError::FutureTimestamp.into(),
+            AuthError::SignatureMismatch.into(),
+            AuthError::DuplicateJsonKey(crate::protocol::canonical_json::DuplicateKey).into(),
+            BodyError::TooLarge.into(),
+            BodyError::Timeout.into(),
+            BodyError::Read.into(),
+            ReplayError::Replayed.into(),
+            ReplayError::Full.into(),
+            ParamError::NotUtf8.into(),
+            ParamError::NotObject.into(),
+            ParamError::UnknownActivity.into(),
+            ParamError::MissingField("orderId").into(),
+            ParamError::InvalidField("orderId").into(),
+            ParamError::Undecryptable {
+                field: "mobilePhone",
+                source: FieldError::BadPadding,
+            }
+            .into(),
+            UpstreamError::Timeout.into(),
+            UpstreamError::Status(500).into(),
+            UpstreamError::Body.into(),
+            UpstreamError::TooLarge.into(),
+            AnswerError::EncryptedTooLong("userName").into(),
+            AnswerError::NotContractJson.into(),
+            GatewayError::DuplicateInFlight,
+            StoreError::Stopped.into(),
+        ]
+    }
+
+    #[test]
+    fn every_reason_is_in_the_precreated_list() {
+        let listed: BTreeSet<&str> = GatewayError::all_reasons().collect();
+        let mut produced: BTreeSet<&str> = samples().iter().map(GatewayError::reason).collect();
+        produced.insert("upstream_unreachable");
+        assert_eq!(listed, produced);
+        assert_eq!(
+            listed.len(),
+            GatewayError::all_reasons().count(),
+            "no duplicates"
+        );
     }
 }

@@ -109,11 +109,19 @@ impl Gateway {
         };
         let store = StateStore::open(settings, &metrics, clock.clone())
             .context("cannot open the state store")?;
+        let store = Arc::new(store);
+        // Nonces expire while no call arrives: each scrape brings koogate_replay_cache_entries up to date.
+        let (weak, now) = (Arc::downgrade(&store), clock.clone());
+        metrics.on_render(move || {
+            if let Some(store) = weak.upgrade() {
+                store.refresh_replay_gauge(now.now_ms());
+            }
+        });
         let order_cache = Arc::new(
             enrich::open_cache(&config, clock.now_ms()).context("cannot open the order cache")?,
         );
         let shared = Shared {
-            store: Arc::new(store),
+            store,
             locks: Arc::default(),
             refusals: Arc::default(),
             tasks: TaskTracker::new(),

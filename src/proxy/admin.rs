@@ -77,7 +77,11 @@ fn answer(
     metrics: &Metrics,
     readiness: &Readiness,
 ) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+    // HEAD answers as GET does (status, headers, Content-Length) without the body: monitors and load balancers
+    // probe with it.
+    let head = request.method() == Method::HEAD;
+    let method = if head { &Method::GET } else { request.method() };
+    let (status, content_type, body) = match (method, request.uri().path()) {
         (&Method::GET, "/metrics") => {
             metrics
                 .store_healthy
@@ -103,8 +107,17 @@ fn answer(
             "not found\n".to_owned(),
         ),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let length = body.len();
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    };
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
     if let Ok(value) = header::HeaderValue::from_str(content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }

@@ -203,9 +203,16 @@ async fn serve_connection<IO>(
     }
 }
 
-/// A bounded label for a failed handshake: an old TLS version (KooGallery's console refuses those too), a client
-/// that closed early (TCP health checks), bytes that are not TLS, or anything else.
+/// A bounded label for a failed handshake (every value is in `metrics::TLS_HANDSHAKE_FAILURE_REASONS`):
+/// * `protocol_version`: TLS 1.0/1.1 (KooGallery's console refuses those too). Real OpenSSL 1.0/1.1 clients are
+///   refused before the version check because their ClientHello has no `signature_algorithms` extension (it only
+///   exists since TLS 1.2), so that refusal counts here too;
+/// * `certificate_rejected`: the client refused koogate's certificate with an alert (unknown CA, bad or expired
+///   certificate...) — the console's "certificate not trusted";
+/// * `eof`: the client closed early (TCP health checks); `not_tls`: bytes that are not TLS; `incompatible`: no
+///   cipher suite or group in common and the like; `error`: anything else.
 fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
+    use rustls::{AlertDescription as Alert, PeerIncompatible as Incompatible};
     if error.kind() == std::io::ErrorKind::UnexpectedEof {
         return "eof";
     }
@@ -214,13 +221,22 @@ fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     {
         Some(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered
-            | rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
-        ))
-        | Some(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOfferedOrEnabled,
+            Incompatible::Tls12NotOffered
+            | Incompatible::Tls12NotOfferedOrEnabled
+            | Incompatible::SupportedVersionsExtensionRequired
+            | Incompatible::SignatureAlgorithmsExtensionRequired,
         )) => "protocol_version",
         Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        Some(rustls::Error::AlertReceived(
+            Alert::BadCertificate
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateRevoked
+            | Alert::CertificateExpired
+            | Alert::CertificateUnknown
+            | Alert::UnknownCA
+            | Alert::BadCertificateStatusResponse,
+        )) => "certificate_rejected",
+        Some(rustls::Error::AlertReceived(Alert::ProtocolVersion)) => "protocol_version",
         Some(rustls::Error::InvalidMessage(_)) => "not_tls",
         _ => "error",
     }

@@ -36,6 +36,15 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Every label [`UpstreamError::reason`] returns, for series created at 0 at start.
+    pub const REASONS: &'static [&'static str] = &[
+        "upstream_unreachable",
+        "upstream_timeout",
+        "upstream_status",
+        "upstream_body_error",
+        "upstream_answer_too_large",
+    ];
+
     pub fn reason(&self) -> &'static str {
         match self {
             UpstreamError::Unreachable(_) => "upstream_unreachable",
@@ -92,6 +101,7 @@ impl Upstreams {
                 })
             })
             .collect::<Result<_, BuildError>>()?;
+        metrics.precreate_routes(config.routes.iter().map(|r| r.name.as_str()));
         Ok(Self {
             routes,
             config: config.clone(),

@@ -54,9 +54,11 @@ impl LocalStore {
         retention_ms: u64,
         with_database: bool,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(failed)?;
+        crate::private_fs::create_dir_all(data_dir).map_err(failed)?;
         let db = if with_database {
-            let db = Arc::new(Database::create(data_dir.join("state.redb")).map_err(failed)?);
+            let path = data_dir.join("state.redb");
+            crate::private_fs::create_if_missing(&path).map_err(failed)?;
+            let db = Arc::new(Database::create(path).map_err(failed)?);
             let txn = db.begin_write().map_err(failed)?;
             txn.open_table(NONCES).map_err(failed)?;
             txn.open_table(RECORDS).map_err(failed)?;

@@ -196,6 +196,8 @@ pub trait Backend: Send + Sync {
 /// Replay protection, idempotency records and the journal behind one interface.
 pub struct StateStore {
     backend: Box<dyn Backend>,
+    /// The in-memory replay keys the local and memory backends check (refreshed for the gauge at each scrape).
+    replay: NonceCache,
     sealer: Sealer,
     retention_ms: u64,
     commit_timeout: Duration,
@@ -264,10 +266,17 @@ impl StateStore {
         };
         Ok(Self {
             backend,
+            replay: nonces,
             sealer,
             retention_ms,
             commit_timeout: settings.commit_timeout,
         })
+    }
+
+    /// Brings `koogate_replay_cache_entries` up to date at `now_ms` (local and memory backends; Redis keeps
+    /// nonces itself).
+    pub fn refresh_replay_gauge(&self, now_ms: u64) {
+        self.replay.refresh(now_ms);
     }
 
     /// Refuses a call whose nonce (V2) or token (V1) was seen inside its window: here, before a restart, or (with

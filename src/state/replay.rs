@@ -118,6 +118,16 @@ impl NonceCache {
         partition.size.set(inner.live.len() as i64);
     }
 
+    /// Forgets what expired by `now_ms` and updates the gauges: called at every scrape, so they are current while
+    /// no call arrives.
+    pub fn refresh(&self, now_ms: u64) {
+        for partition in self.partitions.iter() {
+            let mut inner = partition.lock();
+            inner.purge(now_ms);
+            partition.size.set(inner.live.len() as i64);
+        }
+    }
+
     /// Live entries of both generations.
     pub fn len(&self) -> usize {
         self.partitions.iter().map(|p| p.lock().live.len()).sum()
@@ -274,5 +284,20 @@ mod tests {
         assert_eq!((gauges[0].entries.get(), gauges[1].entries.get()), (1, 2));
         cache.restore("v1:restored", u64::MAX);
         assert_eq!(gauges[0].entries.get(), 2);
+    }
+
+    #[test]
+    fn the_gauges_drop_when_entries_expire_without_new_calls() {
+        let gauges = gauges();
+        let cache = NonceCache::new(ReplayCapacity { v1: 10, v2: 10 }, gauges.clone());
+        cache.check_and_remember(&call("a", 0), 0).unwrap();
+        cache
+            .check_and_remember(&call("b", 30_000), 30_000)
+            .unwrap();
+        assert_eq!(gauges[1].entries.get(), 2);
+        cache.refresh(60_001 + MARGIN);
+        assert_eq!(gauges[1].entries.get(), 1, "a expired");
+        cache.refresh(90_001 + MARGIN);
+        assert_eq!(gauges[1].entries.get(), 0);
     }
 }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod openapi_cli;
 mod operations;
+mod operator;
 mod python_app;
 mod readme;
 mod redis;

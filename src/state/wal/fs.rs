@@ -1,7 +1,7 @@
 //! The file layer under the log: the real file system, or (in tests) a double that counts syncs and can forget
 //! every byte that was not synced, as a power cut would. Everything the log reads or writes goes through it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,8 @@ impl AppendFile for RealFile {
 
 impl Fs for RealFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        // 0700: the log holds sealed personal data and the records' answers.
+        crate::private_fs::create_dir_all(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -69,7 +70,10 @@ impl Fs for RealFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<(Box<dyn AppendFile>, u64)> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::private_fs::open_options()
+            .create(true)
+            .append(true)
+            .open(path)?;
         let len = file.metadata()?.len();
         Ok((Box::new(RealFile(file)), len))
     }
@@ -98,7 +102,11 @@ impl Fs for RealFs {
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let tmp = tmp_path(path);
-        let mut file = File::create(&tmp)?;
+        let mut file = crate::private_fs::open_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
