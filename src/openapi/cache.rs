@@ -77,7 +77,7 @@ impl OrderCache {
         sealer: Sealer,
         now_ms: u64,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::private_fs::create_dir_all(data_dir)?;
         let path = data_dir.join(FILE_NAME);
         let cache = Self::memory(max_entries, ttl);
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -148,7 +148,7 @@ impl OrderCache {
             };
             let sealed = serde_json::to_vec(&stored).map(|plain| persist.sealer.seal(&plain));
             let appended = sealed.ok().and_then(|line| {
-                std::fs::OpenOptions::new()
+                crate::private_fs::open_options()
                     .create(true)
                     .append(true)
                     .open(&persist.path)
@@ -201,7 +201,13 @@ impl OrderCache {
             return Ok(());
         };
         let tmp = persist.path.with_extension("jsonl.tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::new(
+            crate::private_fs::open_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?,
+        );
         let mut lines = 0;
         for key in order.iter() {
             let Some((at_ms, answer)) = entries.get(key) else {

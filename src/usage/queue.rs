@@ -102,7 +102,9 @@ pub struct Queue {
 impl Queue {
     /// Opens (or creates) `dir/usage.redb`. redb locks the file: one process at a time.
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
-        std::fs::create_dir_all(dir).map_err(store)?;
+        // 0700/0600: the queue holds the seller's billing data.
+        crate::private_fs::create_dir_all(dir).map_err(store)?;
+        crate::private_fs::create_if_missing(&dir.join(FILE_NAME)).map_err(store)?;
         Self::with_database(Database::create(dir.join(FILE_NAME)).map_err(store)?)
     }
 
