@@ -196,15 +196,7 @@ pub fn verify(sk: &[u8], auth: &Authorization, input: &SignInput<'_>) -> bool {
 /// Formats a Unix time in seconds as `X-Sdk-Date` (`yyyyMMdd'T'HHmmss'Z'`); `None` outside the representable range.
 pub fn sdk_date_value(unix_seconds: i64) -> Option<String> {
     let at = time::OffsetDateTime::from_unix_timestamp(unix_seconds).ok()?;
-    Some(format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    ))
+    Some(crate::protocol::timefmt::basic_utc(at))
 }
 
 /// Parses an `X-Sdk-Date` value back to Unix seconds.

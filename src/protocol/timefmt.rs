@@ -21,6 +21,14 @@ pub fn expire_time_to_rfc3339(value: &str) -> Option<String> {
     rfc3339(at)
 }
 
+/// The basic ISO 8601 form in UTC, `yyyyMMdd'T'HHmmss'Z'`: Huawei API Gateway's `X-Sdk-Date` and the usage-data
+/// record times.
+pub fn basic_utc(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let seconds = koogallery(at, false);
+    format!("{}T{}Z", &seconds[..8], &seconds[8..])
+}
+
 /// KooGallery's own form of an instant (UTC): `yyyyMMddHHmmss`, or `yyyyMMddHHmmssSSS` with `millis` (V1's
 /// `timeStamp`). The inverse of [`expire_time_to_rfc3339`]'s input.
 pub fn koogallery(at: OffsetDateTime, millis: bool) -> String {
@@ -49,6 +57,12 @@ pub fn rfc3339(at: OffsetDateTime) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_utc_is_the_sdk_date_form() {
+        let at = time::macros::datetime!(2006-01-02 15:04:05 +01:00);
+        assert_eq!(basic_utc(at), "20060102T140405Z");
+    }
 
     #[test]
     fn fourteen_and_seventeen_digit_times_convert() {

@@ -203,16 +203,7 @@ fn instant(object: &Map<String, Value>, name: &'static str) -> Result<OffsetDate
 
 /// `yyyyMMdd'T'HHmmss'Z'` in UTC, the usage-data time format.
 pub fn koogallery_utc(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    crate::protocol::timefmt::basic_utc(at)
 }
 
 /// A decimal > 0 with bounded digits, in canonical form (no leading zeros, no trailing fractional zeros).
