@@ -56,7 +56,8 @@ pub struct SimulateArgs {
     /// Also write the report as JUnit XML to this file (for CI test reports).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Show each answer's body.
+    /// Show each answer's body (also in --json and --junit reports; left out otherwise, as bodies may hold the
+    /// app's initial passwords).
     #[arg(long, short)]
     verbose: bool,
 }
@@ -111,6 +112,11 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<bool> {
         }
     };
     let report = simulate::run(&client, &args.url, &cases, &options, &mut progress).await;
+    let report = if args.verbose {
+        report
+    } else {
+        report.without_bodies()
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
     } else {

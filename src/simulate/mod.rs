@@ -203,11 +203,13 @@ async fn negative_probes(client: &KooClient, url: &str) -> Vec<Outcome> {
         None => tampered.query,
     };
     let name = "tampered signature is refused";
+    let started_at = now_rfc3339();
     let first = refused(
         name,
         "the target does not verify signatures: a call with a tampered signature",
         client.send_v2(url, &tampered).await,
         client.key(),
+        started_at,
     );
 
     let name = "replayed nonce is refused";
@@ -215,12 +217,16 @@ async fn negative_probes(client: &KooClient, url: &str) -> Vec<Outcome> {
     let started_at = now_rfc3339();
     let second = match client.send_v2(url, &replay).await {
         Err(reason) => Outcome::failed(name, reason.to_string(), started_at),
-        Ok(_) => refused(
-            name,
-            "the target does not check nonces: a second call with the same nonce",
-            client.send_v2(url, &replay).await,
-            client.key(),
-        ),
+        Ok(_) => {
+            let started_at = now_rfc3339();
+            refused(
+                name,
+                "the target does not check nonces: a second call with the same nonce",
+                client.send_v2(url, &replay).await,
+                client.key(),
+                started_at,
+            )
+        }
     };
     vec![first, second]
 }
@@ -231,8 +237,9 @@ fn refused(
     what: &str,
     answer: Result<client::Answer, CallError>,
     key: &[u8],
+    started_at: String,
 ) -> Outcome {
-    judged(name, answer, key, now_rfc3339(), |body| {
+    judged(name, answer, key, started_at, |body| {
         match body["resultCode"].as_str().unwrap_or_default() {
             "000001" => Ok(()),
             code => Err(format!(

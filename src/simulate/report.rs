@@ -97,6 +97,15 @@ impl Report {
         out + &table.footer(self)
     }
 
+    /// Drops the answer bodies (kept only with `-v`): a V2 answer may carry the app's initial passwords in plain
+    /// text, which a saved report or CI artefact should not.
+    pub fn without_bodies(mut self) -> Self {
+        for case in &mut self.cases {
+            case.body = None;
+        }
+        self
+    }
+
     pub fn json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }

@@ -321,7 +321,7 @@ async fn simulate_names_a_wrong_key_as_the_cause_and_shows_what_the_target_said(
     let gateway = TestGateway::start(&upstream).await;
     let url = format!("https://localhost:{}/koogallery", gateway.addr.port());
     let ca = gateway.cert.cert_path().display().to_string();
-    let (ok, report) = simulate_with(&url, OLD_KEY, vec!["--ca".into(), ca]).await;
+    let (ok, report) = simulate_with(&url, OLD_KEY, vec!["--ca".into(), ca, "-v".into()]).await;
     assert!(!ok);
     let first = &report["cases"][0];
     assert!(
@@ -350,6 +350,10 @@ async fn simulate_names_a_wrong_key_as_the_cause_and_shows_what_the_target_said(
             && report["finishedAt"].is_string()
     );
     assert!(upstream.received().is_empty(), "nothing reached the app");
+    // Without -v the report keeps no answer bodies.
+    let ca = gateway.cert.cert_path().display().to_string();
+    let (_, quiet) = simulate_with(&url, OLD_KEY, vec!["--ca".into(), ca]).await;
+    assert!(quiet["cases"][0].get("body").is_none(), "{quiet:#}");
 }
 
 #[tokio::test]
