@@ -61,16 +61,16 @@ def read_key(path: str) -> bytes:
     return key
 
 
-def generate(key: bytes, count: int, path: str, outs) -> None:
+def generate(key: bytes, count: int, path: str, outs, forge: bool = False) -> None:
     # A per-file random prefix keeps nonces unique across files (and across runs within the replay window).
     run = os.urandom(8).hex().upper()
     timestamp = str(int(time.time() * 1000))
     shards = len(outs)
     for shard, out in enumerate(outs):
-        write_shard(key, range(shard, count, shards), run, timestamp, path, out)
+        write_shard(key, range(shard, count, shards), run, timestamp, path, out, forge)
 
 
-def write_shard(key: bytes, indices, run: str, timestamp: str, path: str, out) -> None:
+def write_shard(key: bytes, indices, run: str, timestamp: str, path: str, out, forge: bool) -> None:
     lines = []
     for i in indices:
         nonce = f"{run}{i:016X}"
@@ -79,6 +79,8 @@ def write_shard(key: bytes, indices, run: str, timestamp: str, path: str, out) -
             f'{{"activity":"orderNotify","orderId":"{order}","orderLineId":"{order}-000001","testFlag":"1"}}'
         ).encode()
         signature = sign(key, nonce, timestamp, body)
+        if forge:  # one hex digit changed: well-formed, fresh, and wrong
+            signature = ("0" if signature[0] != "0" else "1") + signature[1:]
         lines.append(
             f"{path}?signature={signature}&timestamp={timestamp}&nonce={nonce}\t{body.decode()}\n"
         )
@@ -142,6 +144,7 @@ def main() -> None:
     ap.add_argument("--cafile", help="CA/cert file trusted for --probe")
     ap.add_argument("--expect", choices=["koogate", "plain"], default="koogate", help="what answers --probe")
     ap.add_argument("--shards", type=int, default=0, help="split round-robin into N files <out>.0 .. <out>.N-1")
+    ap.add_argument("--forge", action="store_true", help="write calls whose signature is wrong (one digit changed)")
     args = ap.parse_args()
     if args.self_test:
         self_test()
@@ -157,12 +160,12 @@ def main() -> None:
     if args.out == "-":
         if args.shards:
             ap.error("--shards needs --out")
-        generate(key, args.count, args.path, [sys.stdout])
+        generate(key, args.count, args.path, [sys.stdout], args.forge)
         return
     names = [f"{args.out}.{i}" for i in range(args.shards)] if args.shards else [args.out]
     files = [open(n + ".tmp", "w", encoding="ascii", newline="\n") for n in names]
     try:
-        generate(key, args.count, args.path, files)
+        generate(key, args.count, args.path, files, args.forge)
     finally:
         for f in files:
             f.close()

@@ -4,9 +4,13 @@
 --   BENCH_REQUESTS  file prefix; thread i reads "<prefix>.<i>" (lines "<path?query>\t<json body>")
 --   BENCH_CHECK     "koogate": a good answer is HTTP 200 carrying "resultCode":"000000" and a Body-Sign header;
 --                   "plain":   a good answer is HTTP 200 (the nginx path just relays the upstream's "{}")
+--                   "refused": a good answer is a signed refusal: a Body-Sign header and a resultCode other
+--                              than "000000" (the forged-signature flood)
 --   BENCH_DELAY_MS  optional; when set (> 0) each connection waits a random 0.5x..1.5x this many ms between
 --                   calls, which paces the run at about connections * 1000 / BENCH_DELAY_MS calls/s
 --   BENCH_RESULT    file the summary is written to (key=value lines), read by run.sh
+--   BENCH_STOP_AFTER optional; when set (> 0) each thread stops after this many answers (a fixed-count run: the
+--                   request files then hold a few more calls than that, for the calls still in flight)
 --
 -- A thread that reaches the end of its file starts again from the top and counts a wrap: for koogate that
 -- replays nonces (which it must refuse), so run.sh treats any wrap in a koogate run as an invalid benchmark.
@@ -20,8 +24,9 @@ end
 
 local data, pos, size
 local host_header
-local check_koogate = false
-local bad, wraps, sent = 0, 0, 0
+local check = "plain"
+local stop_after = 0
+local bad, wraps, sent, answered = 0, 0, 0, 0
 local bad_example = nil
 
 function init(args)
@@ -35,7 +40,8 @@ function init(args)
    assert(size > 0, "empty request file " .. path)
    pos = 1
    host_header = wrk.host .. (wrk.port and (":" .. wrk.port) or "")
-   check_koogate = os.getenv("BENCH_CHECK") == "koogate"
+   check = os.getenv("BENCH_CHECK") or "plain"
+   stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0") or 0
    local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
    if delay_ms > 0 then
       math.randomseed(1000 + id)
@@ -65,10 +71,19 @@ function request()
 end
 
 function response(status, headers, body)
-   local ok = status == 200
-   if ok and check_koogate then
-      ok = string.find(body, '"resultCode":"000000"', 1, true) ~= nil
-         and (headers["body-sign"] ~= nil or headers["Body-Sign"] ~= nil)
+   local signed = headers["body-sign"] ~= nil or headers["Body-Sign"] ~= nil
+   local ok
+   if check == "koogate" then
+      ok = status == 200 and signed and string.find(body, '"resultCode":"000000"', 1, true) ~= nil
+   elseif check == "refused" then
+      ok = signed and string.find(body, '"resultCode":"', 1, true) ~= nil
+         and string.find(body, '"resultCode":"000000"', 1, true) == nil
+   else
+      ok = status == 200
+   end
+   answered = answered + 1
+   if stop_after > 0 and answered >= stop_after then
+      wrk.thread:stop()
    end
    if not ok then
       bad = bad + 1
