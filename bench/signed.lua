@@ -9,8 +9,9 @@
 --   BENCH_DELAY_MS  optional; when set (> 0) each connection waits a random 0.5x..1.5x this many ms between
 --                   calls, which paces the run at about connections * 1000 / BENCH_DELAY_MS calls/s
 --   BENCH_RESULT    file the summary is written to (key=value lines), read by run.sh
---   BENCH_STOP_AFTER optional; when set (> 0) each thread stops after this many answers (a fixed-count run: the
---                   request files then hold a few more calls than that, for the calls still in flight)
+--   BENCH_STOP_AFTER optional; when set (> 0) each thread stops after this many answers and creates the file
+--                   "<BENCH_RESULT>.stopped.<thread>" (a fixed-count run: the request files then hold a few more
+--                   calls than that, for the calls still in flight; run.sh interrupts wrk when all threads stopped)
 --
 -- A thread that reaches the end of its file starts again from the top and counts a wrap: for koogate that
 -- replays nonces (which it must refuse), so run.sh treats any wrap in a koogate run as an invalid benchmark.
@@ -82,7 +83,11 @@ function response(status, headers, body)
       ok = status == 200
    end
    answered = answered + 1
-   if stop_after > 0 and answered >= stop_after then
+   if stop_after > 0 and answered == stop_after then
+      -- wrk itself runs for its -d duration whatever its threads do: tell run.sh, which interrupts wrk (SIGINT
+      -- makes wrk stop and print its summary) once every thread is done.
+      local f = io.open((os.getenv("BENCH_RESULT") or "wrk") .. ".stopped." .. wrk.thread:get("id"), "w")
+      if f then f:close() end
       wrk.thread:stop()
    end
    if not ok then

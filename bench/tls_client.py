@@ -241,7 +241,7 @@ async def hold_main(args, key: bytes) -> None:
 # ------------------------------------------------------------------------------------------------ batch
 def run_hook(cmd: str) -> None:
     if cmd:
-        subprocess.run(shlex.split(cmd), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(shlex.split(cmd), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def batch(args, key: bytes) -> None:

@@ -25,10 +25,12 @@ phase_newconn() {  # TARGET full|resume
 phase_handshakes() {  # TARGET
     local target=$1 r=$RES/hs.$1 i cpu0 cpu1 total=0 n
     cpu0=$(cpu_seconds "${PID[$target]}")
+    local t0 t1; t0=$(date +%s.%N)
     for i in $(seq "$HS_PROCS"); do
         openssl s_time -connect "127.0.0.1:${PORT[$target]}" -new -time "$HS_DURATION" >"$TMP/stime.$i" 2>&1 &
     done
     wait_jobs_or_die "openssl s_time ($target)"
+    t1=$(date +%s.%N)
     cpu1=$(cpu_seconds "${PID[$target]}")
     for i in $(seq "$HS_PROCS"); do
         # "1234 connections in 5 real seconds, ..."
@@ -37,7 +39,7 @@ phase_handshakes() {  # TARGET
         total=$((total + n))
     done
     put "$r" handshakes "$total"
-    put "$r" handshakes_per_s "$(calc "printf \"%.1f\", $total / $HS_DURATION")"
+    put "$r" handshakes_per_s "$(calc "printf \"%.1f\", $total / ($t1 - $t0)")"
     put "$r" cpu_us_per_handshake "$(calc "printf \"%.1f\", $total ? ($cpu1 - $cpu0) * 1e6 / $total : 0")"
     log "  $target: $(get handshakes_per_s "$r") full handshakes/s ($HS_PROCS s_time processes), server CPU $(get cpu_us_per_handshake "$r") µs/handshake"
 }

@@ -10,9 +10,20 @@ wrk_drive() {
     local target=$1 check=$2 secs=$3 conns=$4 delay=$5 reqs=$6 result=$7 stop_after=${8:-0}
     local pids=${PID[$target]} cpu0 cpu1 up0 up1
     cpu0=$(cpu_seconds "$pids"); up0=$(cpu_seconds "${PID[upstream]}")
+    rm -f "$result".stopped.*
     BENCH_REQUESTS="$reqs" BENCH_CHECK=$check BENCH_DELAY_MS=$delay BENCH_RESULT=$result BENCH_STOP_AFTER=$stop_after \
         wrk -t "$THREADS" -c "$conns" -d "${secs}s" --timeout 5s --latency -s "$BENCH_DIR/signed.lua" "${URL[$target]}" \
-        >"$result.wrk" 2>&1 || { cat "$result.wrk" >&2; die "wrk failed ($target, $result)"; }
+        >"$result.wrk" 2>&1 &
+    local wrk_pid=$!
+    if ((stop_after > 0)); then  # a fixed count: interrupt wrk (it then prints its summary) once every thread is done
+        while kill -0 "$wrk_pid" 2>/dev/null; do
+            (($(find "$(dirname "$result")" -maxdepth 1 -name "$(basename "$result").stopped.*" | wc -l) >= THREADS)) &&
+                { kill -INT "$wrk_pid" 2>/dev/null || true; break; }
+            sleep 0.1
+        done
+    fi
+    wait "$wrk_pid" || { cat "$result.wrk" >&2; die "wrk failed ($target, $result)"; }
+    rm -f "$result".stopped.*
     [[ -s $result ]] || { cat "$result.wrk" >&2; die "wrk wrote no result ($target, $result)"; }
     cpu1=$(cpu_seconds "$pids"); up1=$(cpu_seconds "${PID[upstream]}")
     put "$result" cpu_s "$(calc "printf \"%.2f\", $cpu1 - $cpu0")"
