@@ -125,7 +125,7 @@ def report(r: Results) -> str:
     w("")
     w(f"New TLS connection per call (how KooGallery calls): {m.get('newconn_procs')} client processes, "
       f"{m.get('newconn_duration')} s, latency = connect to last byte")
-    w(f"  {'':30} {'calls/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'CPU µs/call':>12} {'resumed':>9}")
+    w(f"  {'':36} {'calls/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'CPU µs/call':>12} {'resumed':>9}")
     nc = {}
     for kind in ("full", "resume"):
         for t in ["nginx", koo]:
@@ -133,7 +133,7 @@ def report(r: Results) -> str:
             nc[(t, kind)] = d
             label = f"{NAMES[t]}, {'full handshake' if kind == 'full' else 'resumption offered'}"
             res = f"{d.get('resumed', '-')}/{d.get('requests', '-')}" if d else "-"
-            w(f"  {label:30} {num(fval(d, 'rps')):>9} {num(fval(d, 'p50_ms'), '{:.3f}'):>9}"
+            w(f"  {label:36} {num(fval(d, 'rps')):>9} {num(fval(d, 'p50_ms'), '{:.3f}'):>9}"
               f" {num(fval(d, 'p99_ms'), '{:.3f}'):>9} {num(fval(d, 'p999_ms'), '{:.3f}'):>9}"
               f" {num(fval(d, 'cpu_us_per_call')):>12} {res:>9}")
 

@@ -85,7 +85,8 @@ phase_callgrind() {
     stop_server cg-koo-local; stop_server cg-nginx
 }
 cg_total() {  # Ir total of one callgrind dump
-    [[ -s $1 ]] || die "callgrind dump $1 missing"
+    for _ in $(seq 100); do grep -qE '^(totals|summary):' "$1" 2>/dev/null && break; sleep 0.1; done
+    grep -qE '^(totals|summary):' "$1" 2>/dev/null || die "callgrind dump $1 missing or incomplete"
     awk '/^(totals|summary):/ { print $2; exit }' "$1"
 }
 

@@ -9,7 +9,7 @@ declare -A PORT PID ADMIN URL
 
 make_secrets() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/key.pem" \
-        -out "$TMP/cert.pem" -days 2 -subj /CN=localhost \
+        -out "$TMP/cert.pem" -days 30 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1 || die "openssl could not create the certificate"
     chmod 644 "$TMP/key.pem"
     openssl rand -hex 32 >"$TMP/access-key"
@@ -157,7 +157,8 @@ journal_key_file = "journal-key"
 format = "json"
 level = "warn"
 EOF
-    "$KOOGATE_BIN" check --config "$TMP/$name.toml" >/dev/null || die "koogate check rejected $TMP/$name.toml"
+    "$KOOGATE_BIN" check --config "$TMP/$name.toml" >"$TMP/$name.check" 2>&1 ||
+        { cat "$TMP/$name.check" >&2; die "koogate check rejected $TMP/$name.toml"; }
 }
 
 # start_koogate NAME STORE [callgrind]: a koogate instance on fresh ports with a fresh data directory.
