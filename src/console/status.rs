@@ -193,9 +193,12 @@ fn routes(i: &Inputs<'_>) -> Table {
         .map(|route| {
             let mine = |e: &&JournalEntry| route_of(i.config, e) == Some(route.name.as_str());
             let (mut success, mut failure) = (None::<&JournalEntry>, None::<&JournalEntry>);
+            // The calls come newest first: a failure seen before any success is the route's latest word.
+            let mut failing_now = false;
             for e in i.tail.into_iter().flat_map(Tail::calls).filter(mine) {
                 if failure.is_none() && upstream_failed(e) {
                     failure = Some(e);
+                    failing_now = success.is_none();
                 } else if success.is_none() && e.upstream_us.is_some() && accepted(&e.result_code) {
                     success = Some(e);
                 }
@@ -228,11 +231,7 @@ fn routes(i: &Inputs<'_>) -> Table {
                         when(Some(e.at_ms), i.now_ms),
                         e.reason.as_deref().unwrap_or(&e.result_code)
                     ),
-                    if success.is_none_or(|s| s.at_ms < e.at_ms) {
-                        Tone::Bad
-                    } else {
-                        Tone::Plain
-                    },
+                    if failing_now { Tone::Bad } else { Tone::Plain },
                 ),
                 None => Cell::new("none in the last calls"),
             };
