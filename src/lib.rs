@@ -12,6 +12,7 @@ pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod gateway;
 pub mod metrics;
@@ -150,8 +151,13 @@ pub async fn run_with(
         None => None,
     };
     let resolver = acme.as_ref().map(acme::Acme::resolver);
-    let gateway = Gateway::new(Arc::new(config), metrics.clone(), clock, resolver.clone())
-        .context("cannot start the gateway")?;
+    let gateway = Gateway::new(
+        Arc::new(config),
+        metrics.clone(),
+        clock.clone(),
+        resolver.clone(),
+    )
+    .context("cannot start the gateway")?;
     metrics.config_last_reload_success.set(unix_seconds());
     gateway.publish_certificate_expiry();
     let readiness = Readiness::depending_on(gateway.store_health());
@@ -175,11 +181,13 @@ pub async fn run_with(
             stopped.clone(),
         ));
     }
-    tracing::info!(listen = %listeners.admin.local_addr()?, "admin endpoint (/metrics, /healthz, /readyz)");
+    tracing::info!(listen = %listeners.admin.local_addr()?, "admin endpoint (/metrics, /healthz, /readyz, /console)");
+    let console = console::Console::new(current.clone(), metrics.clone(), clock.clone());
     let admin = tokio::spawn(admin::serve(
         listeners.admin,
         metrics.clone(),
         readiness.clone(),
+        Some(Arc::new(console)),
         stopped.clone(),
     ));
 

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub refusal_lines_suppressed: IntCounter,
     /// Verified V2 calls by which bytes the signature matched (`raw`, `canonical`).
     pub v2_signature_forms: IntCounterVec,
+    /// When each configured access key (by name) last verified a call, Unix seconds (0: not since start).
+    pub access_key_last_use: IntGaugeVec,
     /// KooGallery OpenAPI calls (order lookups).
     pub openapi: crate::openapi::metrics::OpenApiMetrics,
 }
@@ -286,6 +288,14 @@ impl Metrics {
             "Refusal log lines not written because their reason wrote its budget of lines this second",
         )?;
         registry.register(Box::new(refusal_lines_suppressed.clone()))?;
+        let access_key_last_use = IntGaugeVec::new(
+            Opts::new(
+                "koogate_access_key_last_use_timestamp_seconds",
+                "When each configured access key last verified a call, Unix seconds (0: not since start)",
+            ),
+            &["key"],
+        )?;
+        registry.register(Box::new(access_key_last_use.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -360,6 +370,7 @@ impl Metrics {
             connections_max,
             refusal_lines_suppressed,
             v2_signature_forms,
+            access_key_last_use,
         })
     }
 
@@ -382,6 +393,13 @@ impl Metrics {
             for reason in UpstreamError::REASONS {
                 self.upstream_failures.with_label_values(&[route, reason]);
             }
+        }
+    }
+
+    /// Creates `koogate_access_key_last_use_timestamp_seconds` at 0 for every configured key name (start, reload).
+    pub fn precreate_keys<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        for name in names {
+            self.access_key_last_use.with_label_values(&[name]);
         }
     }
 

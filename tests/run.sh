@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # koogate's certificate, tests/e2e/operator.rs).
 # curl runs the commands the READMEs show (tests/e2e/readme.rs).
 # pebble is Let's Encrypt's RFC 8555 test CA: the [acme] tests (tests/e2e/acme/) order certificates from it.
-need=(python3:python3 redis-server:redis-server openssl:openssl curl:curl pebble:pebble)
+# chromium (headless, Debian's package) loads the console page and runs its script (tests/e2e/console.rs).
+need=(python3:python3 redis-server:redis-server openssl:openssl curl:curl pebble:pebble chromium:chromium)
 missing=()
 for pair in "${need[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")

@@ -3,6 +3,7 @@
 //! Validation reports every problem at once, each with its key path (`upstream.routes.app.url: …`).
 
 mod acme;
+mod admin;
 mod koogallery_api;
 mod raw;
 mod usage;
@@ -11,6 +12,7 @@ mod validate_keys;
 mod validate_sections;
 
 pub use acme::{AcmeConfig, RawAcme, DEFAULT_ACME_DIRECTORY, LETS_ENCRYPT_STAGING};
+pub use admin::{ConsoleAccess, RawAdmin};
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
 pub use usage::UsageConfig;
@@ -43,6 +45,8 @@ pub struct Config {
     /// Plain-HTTP listener, only for a load balancer that terminates TLS itself.
     pub plain_http: Option<SocketAddr>,
     pub admin_listen: SocketAddr,
+    /// Who may open the console page on the admin listener.
+    pub console: ConsoleAccess,
     pub verify: VerifyConfig,
     pub keys: AccessKeys,
     pub upstream: UpstreamConfig,

@@ -67,7 +67,7 @@ pub struct RawConfig {
     pub server: RawServer,
     pub plain_http: Option<RawPlainHttp>,
     #[serde(default)]
-    pub admin: RawAdmin,
+    pub admin: super::admin::RawAdmin,
     #[serde(default)]
     pub verify: RawVerify,
     #[serde(default)]
@@ -117,19 +117,6 @@ pub struct RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawPlainHttp {
     pub listen: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAdmin {
-    #[serde(default = "d_admin")]
-    pub listen: String,
-}
-
-impl Default for RawAdmin {
-    fn default() -> Self {
-        Self { listen: d_admin() }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -369,9 +356,6 @@ fn d_max_body() -> u64 {
 }
 fn d_grace() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_MS
-}
-fn d_admin() -> String {
-    DEFAULT_ADMIN_LISTEN.to_owned()
 }
 fn d_window() -> u64 {
     DEFAULT_TIMESTAMP_WINDOW_MS

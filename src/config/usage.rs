@@ -134,7 +134,7 @@ impl Validator<'_> {
         let store_data_dir = raw.store.data_dir.as_path();
         let raw = usage;
         let listen = self.addr("usage.listen", &raw.listen);
-        let token = self.bearer_token(raw);
+        let token = self.bearer_token("usage", raw.token_env.as_ref(), raw.token_file.as_ref());
         if token.is_none() && !listen.ip().is_loopback() {
             self.issues.push(issue(
                 "usage.token_env",
@@ -190,21 +190,27 @@ impl Validator<'_> {
         }
     }
 
-    fn bearer_token(&mut self, raw: &RawUsage) -> Option<BearerToken> {
-        let (path, text) = match (&raw.token_env, &raw.token_file) {
+    /// The bearer token of table `section` (`usage`, `admin`), from `token_env` or `token_file`.
+    pub(super) fn bearer_token(
+        &mut self,
+        section: &str,
+        token_env: Option<&String>,
+        token_file: Option<&PathBuf>,
+    ) -> Option<BearerToken> {
+        let (path, text) = match (token_env, token_file) {
             (None, None) => return None,
             (Some(_), Some(_)) => {
                 self.issues.push(issue(
-                    "usage.token_env",
+                    format!("{section}.token_env"),
                     "set at most one of `token_env` or `token_file`",
                 ));
                 return None;
             }
             (Some(var), None) => match self.env.var(var) {
-                Some(text) => ("usage.token_env", text),
+                Some(text) => (format!("{section}.token_env"), text),
                 None => {
                     self.issues.push(issue(
-                        "usage.token_env",
+                        format!("{section}.token_env"),
                         format!("environment variable `{var}` is not set"),
                     ));
                     return None;
@@ -214,12 +220,12 @@ impl Validator<'_> {
                 let file = self.base_dir.join(file);
                 match std::fs::read_to_string(&file) {
                     Ok(text) => (
-                        "usage.token_file",
+                        format!("{section}.token_file"),
                         text.trim_end_matches(['\r', '\n']).to_owned(),
                     ),
                     Err(e) => {
                         self.issues.push(issue(
-                            "usage.token_file",
+                            format!("{section}.token_file"),
                             format!("cannot read {}: {e}", file.display()),
                         ));
                         return None;

@@ -61,6 +61,7 @@ impl Validator<'_> {
             .map(|p| self.addr("plain_http.listen", &p.listen));
         let admin_listen = self.addr("admin.listen", &raw.admin.listen);
         self.listeners_apart(server.listen, plain_http, admin_listen);
+        let console = self.console_access(&raw.admin, admin_listen);
         let verify = VerifyConfig {
             timestamp_window: self.duration(
                 "verify.timestamp_window_ms",
@@ -156,6 +157,7 @@ impl Validator<'_> {
                 server,
                 plain_http,
                 admin_listen,
+                console,
                 verify,
                 keys,
                 upstream,

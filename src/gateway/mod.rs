@@ -154,6 +154,7 @@ impl Gateway {
         let order_cache = shared.order_cache;
         let acme = shared.acme;
         let tls = crate::proxy::tls::for_listener(&config.server, acme.clone())?;
+        metrics.precreate_keys(config.keys.iter().map(|(_, k)| k.name()));
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
         let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
@@ -302,6 +303,10 @@ impl Gateway {
         let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
         // The configured name of the key that verified the call (never the key): shows when a rotation is done.
         let access_key = if ctx.key.is_some() {
+            self.metrics
+                .access_key_last_use
+                .with_label_values(&[key.name()])
+                .set((self.clock.now_ms() / 1000) as i64);
             key.name()
         } else {
             "none"

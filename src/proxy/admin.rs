@@ -1,4 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz` (process alive), `/readyz` (accepting traffic).
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (process alive), `/readyz` (accepting traffic),
+//! and the seller's console under `/console` ([`crate::console`]).
 
 use super::server::stop_requested;
 use crate::metrics::Metrics;
@@ -47,6 +48,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     readiness: Readiness,
+    console: Option<Arc<crate::console::Console>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -57,11 +59,19 @@ pub async fn serve(
             },
             _ = stop_requested(&mut shutdown) => return,
         };
-        let (metrics, readiness) = (metrics.clone(), readiness.clone());
+        let (metrics, readiness, console) = (metrics.clone(), readiness.clone(), console.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = answer(&request, &metrics, &readiness);
-                async move { Ok::<_, Infallible>(response) }
+            let service = service_fn(move |request: Request<Incoming>| {
+                let console = console
+                    .clone()
+                    .filter(|_| crate::console::serves(request.uri().path()));
+                let (metrics, readiness) = (metrics.clone(), readiness.clone());
+                async move {
+                    Ok::<_, Infallible>(match console {
+                        Some(console) => console.answer(request).await,
+                        None => answer(&request, &metrics, &readiness),
+                    })
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

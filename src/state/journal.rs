@@ -5,6 +5,7 @@ use super::seal::Sealer;
 use super::wal::fs::{Fs, RealFs};
 use super::wal::log::{scan, segment_ids, segment_path, LogEntry};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -68,12 +69,40 @@ impl Filter {
 /// Every entry under `data_dir` matching `filter`, oldest first: from the log (`wal/`), and from a v1 store's
 /// daily files (`journal/*.jsonl`) if they were not migrated yet. A torn last entry (crash mid-write) is skipped.
 pub fn read(data_dir: &Path, filter: &Filter) -> std::io::Result<Vec<JournalEntry>> {
-    let mut out = read_v1(&data_dir.join("journal"), filter)?;
+    read_new(data_dir, filter, &mut Cursor::default())
+}
+
+/// How far an incremental reader ([`read_new`]) got: per log segment, the end of its last intact entry read.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    segments: BTreeMap<u64, u64>,
+    v1_read: bool,
+}
+
+/// What [`read`] returns, but only the entries written since `cursor` (every entry the first time), which it then
+/// moves on: the console page reads the journal's new tail each time instead of the whole journal.
+pub fn read_new(
+    data_dir: &Path,
+    filter: &Filter,
+    cursor: &mut Cursor,
+) -> std::io::Result<Vec<JournalEntry>> {
+    let mut out = Vec::new();
+    if !cursor.v1_read {
+        out = read_v1(&data_dir.join("journal"), filter)?;
+        cursor.v1_read = true;
+    }
     let fs = RealFs;
     let dir = data_dir.join("wal");
-    for id in segment_ids(&fs, &dir)? {
+    let ids = match segment_ids(&fs, &dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        other => other?,
+    };
+    // Segments expire whole: forget the offsets of those gone.
+    cursor.segments.retain(|id, _| ids.contains(id));
+    for id in ids {
         let path = segment_path(&dir, id);
-        let scanned = scan(&fs as &dyn Fs, &path, 0, |_, _, payload| {
+        let from = cursor.segments.get(&id).copied().unwrap_or(0);
+        let scanned = scan(&fs as &dyn Fs, &path, from, |_, _, payload| {
             if let Ok(LogEntry {
                 journal: Some(entry),
                 ..
@@ -87,8 +116,9 @@ pub fn read(data_dir: &Path, filter: &Filter) -> std::io::Result<Vec<JournalEntr
         match scanned {
             // Expired and removed while being read.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            other => {
-                other?;
+            Err(e) => return Err(e),
+            Ok(end) => {
+                cursor.segments.insert(id, end);
             }
         }
     }

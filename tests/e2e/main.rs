@@ -6,6 +6,8 @@ mod acme;
 
 mod binary;
 mod cli;
+mod console;
+mod console_http;
 mod contract;
 mod crash;
 mod enrichment;

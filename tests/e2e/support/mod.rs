@@ -88,6 +88,10 @@ pub struct Options {
     pub route_toml: String,
     /// Extra environment variables the config may name.
     pub env: Vec<(&'static str, String)>,
+    /// The `[admin]` table's keys (the listener itself is always bound on 127.0.0.1:0 by the harness).
+    pub admin_toml: String,
+    /// The gateway's clock; the system clock by default.
+    pub clock: Option<Arc<dyn koogate::clock::Clock>>,
 }
 
 impl Options {
@@ -111,6 +115,8 @@ impl Options {
             upstream_toml: String::new(),
             route_toml: String::new(),
             env: Vec::new(),
+            admin_toml: "listen = \"127.0.0.1:0\"".into(),
+            clock: None,
         }
     }
 }
@@ -170,7 +176,7 @@ shutdown_grace_ms = 3000
 {server}
 {plain}
 [admin]
-listen = "127.0.0.1:0"
+{admin}
 
 [verify]
 {verify}
@@ -196,6 +202,7 @@ url = "{url}"
 {extra}
 "#,
             server = options.server_toml,
+            admin = options.admin_toml,
             verify = options.verify_toml,
             v1 = options.v1_toml,
             test_calls = options.test_calls_toml,
@@ -214,6 +221,10 @@ url = "{url}"
         );
         let secrets = options.keys.clone();
         let extra_env = options.env.clone();
+        let clock = options
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let env = move |name: &str| {
             if name == JOURNAL_KEY_ENV {
                 return Some(JOURNAL_KEY.to_owned());
@@ -264,7 +275,7 @@ url = "{url}"
             config,
             listeners,
             Metrics::new().unwrap(),
-            Arc::new(SystemClock),
+            clock,
             async {
                 let _ = stopped.await;
             },
