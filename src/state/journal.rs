@@ -3,7 +3,7 @@
 
 use super::seal::Sealer;
 use super::wal::fs::{Fs, RealFs};
-use super::wal::log::{scan, segment_ids, segment_path, LogEntry};
+use super::wal::log::{decode_journal, scan, segment_ids, segment_path};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -74,11 +74,7 @@ pub fn read(data_dir: &Path, filter: &Filter) -> std::io::Result<Vec<JournalEntr
     for id in segment_ids(&fs, &dir)? {
         let path = segment_path(&dir, id);
         let scanned = scan(&fs as &dyn Fs, &path, 0, |_, _, payload| {
-            if let Ok(LogEntry {
-                journal: Some(entry),
-                ..
-            }) = serde_json::from_slice::<LogEntry>(payload)
-            {
+            if let Some(entry) = decode_journal(payload) {
                 if filter.matches(&entry) {
                     out.push(entry);
                 }

@@ -2,7 +2,7 @@
 //! segments (their records leave the index first, found by reading the segment, never by scanning the index).
 
 use super::index::key_hash;
-use super::log::{scan, segment_path, IndexView};
+use super::log::{head, scan, segment_path};
 use super::{snapshot, SegmentInfo, Shared};
 use crate::clock::Clock;
 use std::collections::BTreeMap;
@@ -30,15 +30,16 @@ pub(super) fn run(
                 if !shared.indexes_records {
                     continue;
                 }
-                let oldest = clock.now_ms().saturating_sub(retention_ms);
-                match snapshot::write(
-                    &*shared.fs,
-                    &shared.dir,
+                let now = clock.now_ms();
+                let nonces = shared.nonces.live(now);
+                let contents = snapshot::Contents {
                     next,
-                    &segments,
-                    &shared.index,
-                    oldest,
-                ) {
+                    segments: &segments,
+                    index: &shared.index,
+                    oldest_ms: now.saturating_sub(retention_ms),
+                    nonces: &nonces,
+                };
+                match snapshot::write(&*shared.fs, &shared.dir, &contents) {
                     Ok(path) => tracing::debug!(path = %path.display(), "snapshot written"),
                     Err(e) => tracing::warn!(error = %e, "cannot write a snapshot"),
                 }
@@ -52,11 +53,7 @@ fn expire(shared: &Shared, segment: u64) {
     let path = segment_path(&shared.dir, segment);
     if shared.indexes_records {
         let scanned = scan(&*shared.fs, &path, 0, |_, _, payload| {
-            if let Ok(IndexView {
-                record: Some((key, _)),
-                ..
-            }) = serde_json::from_slice::<IndexView>(payload)
-            {
+            if let Some((key, _)) = head(payload).and_then(|h| h.record) {
                 shared.index.remove_in(&key_hash(&key), segment);
             }
         });
