@@ -24,28 +24,43 @@ pub(super) fn run(
     retention_ms: u64,
     tasks: mpsc::Receiver<Task>,
 ) {
-    while let Ok(task) = tasks.recv() {
-        match task {
-            Task::Snapshot { next, segments } => {
-                if !shared.indexes_records {
-                    continue;
-                }
-                let now = clock.now_ms();
-                let nonces = shared.nonces.live(now);
-                let contents = snapshot::Contents {
-                    next,
-                    segments: &segments,
-                    index: &shared.index,
-                    oldest_ms: now.saturating_sub(retention_ms),
-                    nonces: &nonces,
-                };
-                match snapshot::write(&*shared.fs, &shared.dir, &contents) {
-                    Ok(path) => tracing::debug!(path = %path.display(), "snapshot written"),
-                    Err(e) => tracing::warn!(error = %e, "cannot write a snapshot"),
-                }
+    while let Ok(first) = tasks.recv() {
+        // Snapshots that queued up behind a slow one are superseded by the newest: take only that one.
+        let mut queued = vec![first];
+        queued.extend(tasks.try_iter());
+        let newest = queued
+            .iter()
+            .rposition(|t| matches!(t, Task::Snapshot { .. }));
+        for (i, task) in queued.into_iter().enumerate() {
+            match task {
+                Task::Snapshot { .. } if Some(i) != newest => {}
+                task => handle(&shared, &*clock, retention_ms, task),
             }
-            Task::Expire { segment } => expire(&shared, segment),
         }
+    }
+}
+
+fn handle(shared: &Shared, clock: &dyn Clock, retention_ms: u64, task: Task) {
+    match task {
+        Task::Snapshot { next, segments } => {
+            if !shared.indexes_records {
+                return;
+            }
+            let now = clock.now_ms();
+            let nonces = shared.nonces.live(now);
+            let contents = snapshot::Contents {
+                next,
+                segments: &segments,
+                index: &shared.index,
+                oldest_ms: now.saturating_sub(retention_ms),
+                nonces: &nonces,
+            };
+            match snapshot::write(&*shared.fs, &shared.dir, &contents) {
+                Ok(path) => tracing::debug!(path = %path.display(), "snapshot written"),
+                Err(e) => tracing::warn!(error = %e, "cannot write a snapshot"),
+            }
+        }
+        Task::Expire { segment } => expire(shared, segment),
     }
 }
 
