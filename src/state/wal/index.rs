@@ -124,3 +124,62 @@ mod tests {
         assert_eq!((index.get(&k), index.len()), (None, 0));
     }
 }
+
+/// Memory per record and per replay key, as docs/operations.md states it (a measurement, not a check):
+/// `cargo test --release --lib bytes_per_entry -- --ignored --nocapture --test-threads 1`.
+#[cfg(test)]
+mod measure {
+    use super::*;
+    use crate::state::replay::{NonceCache, ReplayCapacity, ReplayGauges, ReplayKey};
+
+    fn rss_bytes() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok());
+        kb.unwrap_or(0) * 1024
+    }
+
+    #[test]
+    #[ignore = "a measurement; run it alone"]
+    fn bytes_per_entry() {
+        const N: usize = 1_000_000;
+        let before = rss_bytes();
+        let index = RecordIndex::default();
+        for i in 0..N {
+            let key = key_hash(&crate::state::wal::log::record_key(&i.to_string()));
+            let location = Location {
+                segment: 1,
+                offset: i as u64,
+                len: 500,
+                at_ms: 1,
+            };
+            index.insert(key, location);
+        }
+        let records = rss_bytes() - before;
+        let gauge = || prometheus::IntGauge::new("g", "test").unwrap();
+        let gauges = [(), ()].map(|()| ReplayGauges {
+            entries: gauge(),
+            capacity: gauge(),
+        });
+        let capacity = ReplayCapacity { v1: N, v2: N };
+        let nonces = NonceCache::new(capacity, gauges);
+        let before = rss_bytes();
+        for i in 0..N {
+            let digest = crate::state::wal::log::record_key(&format!("n{i}"));
+            let key = ReplayKey {
+                generation: crate::protocol::Generation::V1,
+                digest,
+            };
+            nonces.restore(key, u64::MAX);
+        }
+        let keys = rss_bytes() - before;
+        println!(
+            "{N} records: {} bytes each; {N} replay keys: {} bytes each",
+            records / N,
+            keys / N
+        );
+        assert_eq!((index.len(), nonces.len()), (N, N));
+    }
+}

@@ -153,7 +153,23 @@ async fn a_failed_sync_is_reported_and_its_entry_is_not_indexed() {
     let store = open(&fs, &clock, 1 << 20).store;
     store.append(commit("good", NOW), NOW).await.unwrap();
     fs.fail_syncs(true);
-    assert!(store.append(commit("bad", NOW), NOW).await.is_err());
+    let failed = store.append(commit("bad", NOW), NOW).await.unwrap_err();
+    // Typed all the way down (issue 10 item 7): store error → log error naming the segment → the io error.
+    let mut chain = vec![failed.to_string()];
+    let mut source = std::error::Error::source(&failed);
+    while let Some(e) = source {
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    assert!(chain.len() >= 3, "{chain:?}");
+    assert!(
+        chain[1].starts_with("cannot sync log segment /data/wal/"),
+        "{chain:?}"
+    );
+    assert_eq!(
+        chain.last().map(String::as_str),
+        Some("injected sync failure")
+    );
     assert!(!store.health().is_healthy());
     assert_eq!(store.lookup("bad").await.unwrap(), None);
     fs.fail_syncs(false);
