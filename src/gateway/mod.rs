@@ -72,7 +72,7 @@ struct CallContext {
     activity: Option<Activity>,
     test_flag: bool,
     /// Replay key of a verified call: persisted with the answer.
-    nonce: Option<(String, u64)>,
+    nonce: Option<(crate::state::replay::ReplayKey, u64)>,
     /// The normalised call (ids and decrypted buyer fields for the journal).
     call: Option<UpstreamRequest>,
     /// The upstream's answer when it is to be recorded for retries.
@@ -379,7 +379,7 @@ impl Gateway {
         let now_ms = verified.checked_at_ms();
         self.store.check_replay(&verified, now_ms).await??;
         ctx.nonce = Some((
-            verified.replay_key().to_owned(),
+            crate::state::replay::ReplayKey::of(&verified),
             verified.replay_expires_ms(),
         ));
         let call = request::parse(&verified)?;

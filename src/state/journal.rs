@@ -3,7 +3,7 @@
 
 use super::seal::Sealer;
 use super::wal::fs::{Fs, RealFs};
-use super::wal::log::{scan, segment_ids, segment_path, LogEntry};
+use super::wal::log::{decode_journal, scan, segment_ids, segment_path};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -103,11 +103,7 @@ pub fn read_new(
         let path = segment_path(&dir, id);
         let from = cursor.segments.get(&id).copied().unwrap_or(0);
         let scanned = scan(&fs as &dyn Fs, &path, from, |_, _, payload| {
-            if let Ok(LogEntry {
-                journal: Some(entry),
-                ..
-            }) = serde_json::from_slice::<LogEntry>(payload)
-            {
+            if let Some(entry) = decode_journal(payload) {
                 if filter.matches(&entry) {
                     out.push(entry);
                 }

@@ -7,7 +7,8 @@
 //! made it, so each record is imported under both, which keeps the old behaviour for exactly those records.
 
 use super::journal::{read_v1, Filter};
-use super::wal::log::{encode, segment_name, LogEntry};
+use super::replay::ReplayKey;
+use super::wal::log::{encode, record_key, segment_name, LogEntry};
 use super::wal::SEGMENT_BYTES;
 use super::{StoreError, StoredRecord};
 use crate::clock::Clock;
@@ -94,7 +95,7 @@ fn write_segments(data_dir: &Path, redb: &Path, now_ms: u64) -> Result<usize, Mi
         for key in with_generations(key.value()) {
             out.push(LogEntry {
                 at_ms: record.at_ms,
-                record: Some((key, record.clone())),
+                record: Some((record_key(&key), record.clone())),
                 ..LogEntry::default()
             })?;
         }
@@ -106,10 +107,11 @@ fn write_segments(data_dir: &Path, redb: &Path, now_ms: u64) -> Result<usize, Mi
         .map_err(redb_error)?
     {
         let (key, expires) = item.map_err(redb_error)?;
-        if expires.value() >= now_ms {
+        // A key not in the verifier's form (`v2:` and 64 hex digits) can never match a call: nothing to keep.
+        if let Some(key) = ReplayKey::parse(key.value()).filter(|_| expires.value() >= now_ms) {
             out.push(LogEntry {
                 at_ms: now_ms,
-                nonce: Some((key.value().to_owned(), expires.value())),
+                nonce: Some((key, expires.value())),
                 ..LogEntry::default()
             })?;
         }
@@ -192,7 +194,7 @@ mod tests {
                 .unwrap();
             txn.open_table(NONCES)
                 .unwrap()
-                .insert("v2:abc", NOW + 60_000)
+                .insert(format!("v2:{}", "ab".repeat(32)).as_str(), NOW + 60_000)
                 .unwrap();
         }
         txn.commit().unwrap();

@@ -4,7 +4,8 @@
 //! * [`wal`] (`local`, the default): one append-only log with group commit and in-memory indexes.
 //! * [`redis`]: replay keys, records and claims in Redis (shared by replicas); the journal in a local log.
 //!
-//! [`StateStore`] adds what every backend shares: sealing personal data, retention, and a bound on every commit.
+//! [`StateStore`] adds what every backend shares: retention and a bound on every commit. Only the durable backends
+//! seal answers (they write them somewhere); the memory backend keeps them as they are.
 
 pub mod journal;
 mod memory;
@@ -18,7 +19,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::protocol::verified::Verified;
 use journal::JournalEntry;
-use replay::{NonceCache, ReplayCapacity, ReplayError};
+use replay::{NonceCache, ReplayCapacity, ReplayError, ReplayKey};
 use seal::Sealer;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -96,23 +97,14 @@ impl<A> std::fmt::Debug for Record<A> {
     }
 }
 
-/// Everything one call writes, made durable together before the answer is sent (`A` as for [`Record`]).
-#[derive(Debug)]
-pub struct Commit<A = Vec<u8>> {
+/// Everything one call writes, made durable together before the answer is sent.
+#[derive(Debug, Default)]
+pub struct Commit {
     /// Replay key and the instant after which it may be forgotten.
-    pub nonce: Option<(String, u64)>,
-    pub record: Option<(String, Record<A>)>,
+    pub nonce: Option<(ReplayKey, u64)>,
+    /// The idempotency key and the upstream's answer (plain: a durable backend seals it).
+    pub record: Option<(String, Record)>,
     pub entry: Option<JournalEntry>,
-}
-
-impl<A> Default for Commit<A> {
-    fn default() -> Self {
-        Self {
-            nonce: None,
-            record: None,
-            entry: None,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +150,8 @@ impl Health {
     }
 }
 
-/// What every backend does; [`StateStore`] adds sealing, retention and the commit bound around it.
+/// What every backend does; [`StateStore`] adds retention and the commit bound around it. Records cross the trait
+/// plain: a backend that stores them outside the process seals them.
 pub trait Backend: Send + Sync {
     /// Refuses a call whose replay key was seen inside its window. Outer error: the store failed.
     fn check_replay<'a>(
@@ -167,16 +160,9 @@ pub trait Backend: Send + Sync {
         now_ms: u64,
     ) -> BoxFuture<'a, Result<Result<(), ReplayError>, StoreError>>;
     /// The stored record for `key`; [`StoreError::Full`] when there is none and no room for one.
-    fn lookup<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>>;
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
     /// Makes the call's effects durable; returns once they are.
-    fn commit<'a>(
-        &'a self,
-        commit: Commit<String>,
-        now_ms: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn commit<'a>(&'a self, commit: Commit, now_ms: u64) -> BoxFuture<'a, Result<(), StoreError>>;
     fn health(&self) -> Health;
     /// Whether entries go to a journal (all but the memory backend).
     fn journals(&self) -> bool;
@@ -198,6 +184,7 @@ pub struct StateStore {
     backend: Box<dyn Backend>,
     /// The in-memory replay keys the local and memory backends check (refreshed for the gauge at each scrape).
     replay: NonceCache,
+    /// Seals journal entries' personal data (only journalling backends are asked to).
     sealer: Sealer,
     retention_ms: u64,
     commit_timeout: Duration,
@@ -221,7 +208,7 @@ impl StateStore {
         fs: Arc<dyn wal::fs::Fs>,
     ) -> Result<Self, StoreError> {
         let nonces = NonceCache::new(settings.replay_capacity, metrics.replay_gauges());
-        // Memory stores never persist, so an ephemeral key is enough for them.
+        // Memory stores never persist or journal: an ephemeral key that is never used.
         let sealer = settings.sealer.clone().unwrap_or_else(Sealer::random);
         let retention_ms = u64::try_from(settings.retention.as_millis()).unwrap_or(u64::MAX);
         let wal = |data_dir: PathBuf, full: bool| {
@@ -235,6 +222,7 @@ impl StateStore {
                 segment_bytes: wal::SEGMENT_BYTES,
                 nonces: nonces.clone(),
                 records_gauge: metrics.store_records.clone(),
+                sealer: sealer.clone(),
             })
         };
         let backend: Box<dyn Backend> = match settings.kind {
@@ -260,6 +248,7 @@ impl StateStore {
                     timeout,
                     ca_file,
                     retention: settings.retention,
+                    sealer: sealer.clone(),
                 },
                 wal(data_dir, false)?,
             )?),
@@ -305,21 +294,8 @@ impl StateStore {
 
     /// The recorded answer for an idempotency key, if any (and not past retention).
     pub async fn lookup(&self, key: &str, now_ms: u64) -> Result<Option<Record>, StoreError> {
-        let stored = self.backend.lookup(key).await?;
-        let Some(stored) = stored.filter(|r| r.at_ms.saturating_add(self.retention_ms) >= now_ms)
-        else {
-            return Ok(None);
-        };
-        let answer = self
-            .sealer
-            .open(&stored.answer)
-            .map_err(|_| StoreError::Corrupt)?;
-        Ok(Some(Record {
-            activity: stored.activity,
-            fingerprint: stored.fingerprint,
-            answer: answer.to_vec(),
-            at_ms: stored.at_ms,
-        }))
+        let found = self.backend.lookup(key).await?;
+        Ok(found.filter(|r| r.at_ms.saturating_add(self.retention_ms) >= now_ms))
     }
 
     /// Whether the backend can take commits, for readiness.
@@ -330,22 +306,7 @@ impl StateStore {
     /// Makes a call's nonce, record and journal entry durable; returns once they are, or fails after the commit
     /// timeout (a stalled disk or Redis): the call is then answered `000005` and the store reported unready.
     pub async fn commit(&self, commit: Commit, now_ms: u64) -> Result<(), StoreError> {
-        let record = commit.record.map(|(key, r)| {
-            let answer = self.sealer.seal(&r.answer);
-            let sealed = Record {
-                activity: r.activity,
-                fingerprint: r.fingerprint,
-                at_ms: r.at_ms,
-                answer,
-            };
-            (key, sealed)
-        });
-        let sealed = Commit {
-            nonce: commit.nonce,
-            record,
-            entry: commit.entry,
-        };
-        match tokio::time::timeout(self.commit_timeout, self.backend.commit(sealed, now_ms)).await {
+        match tokio::time::timeout(self.commit_timeout, self.backend.commit(commit, now_ms)).await {
             Ok(result) => result,
             Err(_) => {
                 self.backend.health().mark_down();

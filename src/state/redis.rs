@@ -1,11 +1,12 @@
 //! The Redis backend: nonces (set-if-absent with expiry), idempotency records and cross-replica claims live in
 //! Redis so several koogate replicas behave as one. Every failure is reported, so callers fail closed; a
 //! background probe keeps the health flag (and `/readyz`) current and reconnects when Redis returns. The journal
-//! goes to a local log that holds nothing else.
+//! goes to a local log that holds nothing else. Answers are sealed before they leave for Redis.
 
 use super::replay::ReplayError;
+use super::seal::Sealer;
 use super::wal::WalStore;
-use super::{Backend, BoxFuture, Claim, Commit, Health, StoreError, StoredRecord};
+use super::{Backend, BoxFuture, Claim, Commit, Health, Record, StoreError, StoredRecord};
 use crate::protocol::verified::Verified;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::path::PathBuf;
@@ -30,12 +31,14 @@ pub(super) struct RedisSettings {
     pub ca_file: Option<PathBuf>,
     /// Records expire in Redis after this.
     pub retention: Duration,
+    pub sealer: Sealer,
 }
 
 pub(super) struct RedisStore {
     inner: Arc<Inner>,
     journal: WalStore,
     retention: Duration,
+    sealer: Sealer,
 }
 
 struct Inner {
@@ -86,6 +89,7 @@ impl RedisStore {
             inner: store,
             journal,
             retention: settings.retention,
+            sealer: settings.sealer,
         })
     }
 }
@@ -213,21 +217,34 @@ impl Backend for RedisStore {
         })
     }
 
-    fn lookup<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>> {
-        Box::pin(self.inner.record(key))
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let Some(stored) = self.inner.record(key).await? else {
+                return Ok(None);
+            };
+            let answer = self
+                .sealer
+                .open(&stored.answer)
+                .map_err(|_| StoreError::Corrupt)?;
+            Ok(Some(Record {
+                activity: stored.activity,
+                fingerprint: stored.fingerprint,
+                at_ms: stored.at_ms,
+                answer: answer.to_vec(),
+            }))
+        })
     }
 
-    fn commit<'a>(
-        &'a self,
-        commit: Commit<String>,
-        now_ms: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn commit<'a>(&'a self, commit: Commit, now_ms: u64) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            if let Some((key, record)) = &commit.record {
-                self.inner.save(key, record, self.retention).await?;
+            if let Some((key, r)) = commit.record {
+                let sealed = StoredRecord {
+                    answer: self.sealer.seal(&r.answer),
+                    activity: r.activity,
+                    fingerprint: r.fingerprint,
+                    at_ms: r.at_ms,
+                };
+                self.inner.save(&key, &sealed, self.retention).await?;
             }
             let journal = Commit {
                 entry: commit.entry,

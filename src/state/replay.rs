@@ -1,11 +1,49 @@
 //! Nonce replay protection: a bounded in-memory set per generation whose entries live as long as their timestamp
-//! is inside the window (plus a margin).
+//! is inside the window (plus a margin). Keys are fixed-size digests ([`ReplayKey`]), never strings.
 
 use crate::protocol::verified::Verified;
 use crate::protocol::Generation;
+use sha2::Digest;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
+
+/// A call's replay key: its generation and the SHA-256 of its V2 nonce or V1 authToken (33 bytes in the log,
+/// 32 in memory, where each generation has its own set).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayKey {
+    pub generation: Generation,
+    pub digest: [u8; 32],
+}
+
+impl ReplayKey {
+    /// The key of a verified call (its [`Verified::replay_key`], `v1:`/`v2:` and 64 hex digits, as binary).
+    pub fn of(call: &Verified) -> Self {
+        Self::parse(call.replay_key()).unwrap_or_else(|| Self {
+            generation: call.generation(),
+            // Not reached (the verifier always writes hex); a digest of the text is as unique.
+            digest: sha2::Sha256::digest(call.replay_key().as_bytes()).into(),
+        })
+    }
+
+    /// Reads the text form (`v2:` and 64 hex digits), as a v1 store and Redis keep it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (generation, hex_digest) = match text.split_once(':')? {
+            ("v1", digest) => (Generation::V1, digest),
+            ("v2", digest) => (Generation::V2, digest),
+            _ => return None,
+        };
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut digest).ok()?;
+        Some(Self { generation, digest })
+    }
+}
+
+impl std::fmt::Debug for ReplayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.generation.name(), hex::encode(self.digest))
+    }
+}
 
 /// Why a verified call must not be processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,11 +87,13 @@ struct Partition {
     size: prometheus::IntGauge,
 }
 
+/// One generation's keys: the set answers "seen?", the heap says what expires next. Each holds the 32-byte digest
+/// (no allocation per key); see docs/operations.md for the bytes per key.
 #[derive(Debug, Default)]
 struct Inner {
-    live: HashSet<Box<str>>,
+    live: HashSet<[u8; 32]>,
     /// Expiry order, so purging touches only what expired.
-    expiries: BinaryHeap<Reverse<(u64, Box<str>)>>,
+    expiries: BinaryHeap<Reverse<(u64, [u8; 32])>>,
 }
 
 impl NonceCache {
@@ -88,34 +128,48 @@ impl NonceCache {
         let mut inner = partition.lock();
         inner.purge(now_ms);
         partition.size.set(inner.live.len() as i64);
-        if inner.live.contains(call.replay_key()) {
+        let nonce = ReplayKey::of(call).digest;
+        if inner.live.contains(&nonce) {
             return Err(ReplayError::Replayed);
         }
         if inner.live.len() >= partition.max_entries {
             return Err(ReplayError::Full);
         }
-        let nonce: Box<str> = call.replay_key().into();
         // Kept until the window's end plus the margin (`Verified::replay_expires_ms`).
         let expires = call.replay_expires_ms();
-        inner.live.insert(nonce.clone());
+        inner.live.insert(nonce);
         inner.expiries.push(Reverse((expires, nonce)));
         partition.size.set(inner.live.len() as i64);
         Ok(())
     }
 
-    /// Re-adds a replay key remembered before a restart (`v1:` or `v2:` prefixed, as [`Verified`] makes them).
-    pub fn restore(&self, key: &str, expires_ms: u64) {
-        let generation = if key.starts_with("v1:") {
-            Generation::V1
-        } else {
-            Generation::V2
-        };
-        let partition = self.partition(generation);
+    /// Re-adds a replay key remembered before a restart.
+    pub fn restore(&self, key: ReplayKey, expires_ms: u64) {
+        let partition = self.partition(key.generation);
         let mut inner = partition.lock();
-        if inner.live.insert(key.into()) {
-            inner.expiries.push(Reverse((expires_ms, key.into())));
+        if inner.live.insert(key.digest) {
+            inner.expiries.push(Reverse((expires_ms, key.digest)));
         }
         partition.size.set(inner.live.len() as i64);
+    }
+
+    /// Every key live at `now_ms` with its expiry, for a snapshot (one partition locked at a time, for a copy).
+    pub fn live(&self, now_ms: u64) -> Vec<(ReplayKey, u64)> {
+        let mut out = Vec::new();
+        for (partition, generation) in self.partitions.iter().zip([Generation::V1, Generation::V2])
+        {
+            let inner = partition.lock();
+            out.reserve(inner.expiries.len());
+            let live = inner.expiries.iter().filter(|Reverse((e, _))| *e >= now_ms);
+            out.extend(live.map(|Reverse((expires, digest))| {
+                let key = ReplayKey {
+                    generation,
+                    digest: *digest,
+                };
+                (key, *expires)
+            }));
+        }
+        out
     }
 
     /// Forgets what expired by `now_ms` and updates the gauges: called at every scrape, so they are current while
@@ -282,7 +336,12 @@ mod tests {
         cache.check_and_remember(&call("a", 0), 0).unwrap();
         cache.check_and_remember(&call("b", 0), 0).unwrap();
         assert_eq!((gauges[0].entries.get(), gauges[1].entries.get()), (1, 2));
-        cache.restore("v1:restored", u64::MAX);
+        let restored = ReplayKey {
+            generation: Generation::V1,
+            digest: [7; 32],
+        };
+        cache.restore(restored, u64::MAX);
+        assert_eq!(cache.live(0).len(), 4);
         assert_eq!(gauges[0].entries.get(), 2);
     }
 

@@ -1,11 +1,19 @@
 //! The log's format: segment files `wal/<id, 16 hex>.log`, each a run of frames `len (u32 LE) ‖ crc32 (u32 LE) ‖
-//! JSON entry`. A frame whose length or checksum does not hold ends its segment's readable part (a torn write
-//! whose answer was never sent).
+//! payload`. A frame whose length or checksum does not hold ends its segment's readable part (a torn write whose
+//! answer was never sent).
+//!
+//! Payload: a fixed binary head that a restart reads without parsing JSON — version (1 byte, 2), `at_ms` (u64 LE),
+//! flags (1 byte: 1 = replay key, 2 = record), then the replay key (generation 1 byte, SHA-256 32 bytes, expiry
+//! u64) and the record's key (SHA-256 of the idempotency key, 32 bytes, and its `at_ms` u64) when present — then,
+//! only if there is a record or a journal line, the JSON body `{"r": record, "j": journal line}`.
 
 use super::fs::Fs;
+use crate::protocol::Generation;
 use crate::state::journal::JournalEntry;
+use crate::state::replay::ReplayKey;
 use crate::state::StoredRecord;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -15,37 +23,130 @@ pub const HEADER_LEN: usize = 8;
 const MAX_FRAME_LEN: usize = 4 << 20;
 /// How much a scan reads at a time.
 const READ_CHUNK: usize = 1 << 20;
+const VERSION: u8 = 2;
+const HAS_NONCE: u8 = 1;
+const HAS_RECORD: u8 = 2;
+const NONCE_LEN: usize = 1 + 32 + 8;
+const RECORD_LEN: usize = 32 + 8;
+
+/// SHA-256 of an idempotency key: what the log and the index know it by.
+pub type RecordKey = [u8; 32];
+
+pub fn record_key(key: &str) -> RecordKey {
+    sha2::Sha256::digest(key.as_bytes()).into()
+}
 
 /// One call's durable effects: its replay key, its idempotency record and its journal line.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub struct LogEntry {
     /// When it was written (Unix ms): whole segments expire by their newest entry.
-    #[serde(rename = "t")]
     pub at_ms: u64,
     /// Replay key and the instant after which it may be forgotten.
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<(String, u64)>,
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<(String, StoredRecord)>,
-    #[serde(rename = "j", default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<(ReplayKey, u64)>,
+    pub record: Option<(RecordKey, StoredRecord)>,
     pub journal: Option<JournalEntry>,
 }
 
-/// An entry read for rebuilding the indexes: the journal line is skipped without being decoded.
-#[derive(Debug, Deserialize)]
-pub struct IndexView {
-    #[serde(rename = "t")]
+/// The binary head of an entry: all a restart or an expiry needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
     pub at_ms: u64,
-    #[serde(rename = "n", default)]
-    pub nonce: Option<(String, u64)>,
-    #[serde(rename = "r", default)]
-    pub record: Option<(String, RecordMeta)>,
+    pub nonce: Option<(ReplayKey, u64)>,
+    /// The record's key and creation time.
+    pub record: Option<(RecordKey, u64)>,
+    /// Where the JSON body starts.
+    body_at: usize,
 }
 
-/// What the index needs of a record.
-#[derive(Debug, Deserialize)]
-pub struct RecordMeta {
-    pub at_ms: u64,
+#[derive(Serialize)]
+struct BodyOut<'a> {
+    #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
+    record: Option<&'a StoredRecord>,
+    #[serde(rename = "j", skip_serializing_if = "Option::is_none")]
+    journal: Option<&'a JournalEntry>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(rename = "r", default)]
+    record: Option<StoredRecord>,
+    #[serde(rename = "j", default)]
+    journal: Option<JournalEntry>,
+}
+
+/// Only the journal line (`koogate journal` skips the record).
+#[derive(Deserialize)]
+struct JournalBody {
+    #[serde(rename = "j", default)]
+    journal: Option<JournalEntry>,
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Reads the head of a payload; `None` if it is not one (a damaged or foreign frame).
+pub fn head(payload: &[u8]) -> Option<Head> {
+    if *payload.first()? != VERSION {
+        return None;
+    }
+    let at_ms = u64_at(payload, 1)?;
+    let flags = *payload.get(9)?;
+    let mut at = 10;
+    let nonce = if flags & HAS_NONCE != 0 {
+        let generation = match *payload.get(at)? {
+            1 => Generation::V1,
+            2 => Generation::V2,
+            _ => return None,
+        };
+        let digest = payload.get(at + 1..at + 33)?.try_into().ok()?;
+        let expires = u64_at(payload, at + 33)?;
+        at += NONCE_LEN;
+        Some((ReplayKey { generation, digest }, expires))
+    } else {
+        None
+    };
+    let record = if flags & HAS_RECORD != 0 {
+        let key: RecordKey = payload.get(at..at + 32)?.try_into().ok()?;
+        let record_at = u64_at(payload, at + 32)?;
+        at += RECORD_LEN;
+        Some((key, record_at))
+    } else {
+        None
+    };
+    Some(Head {
+        at_ms,
+        nonce,
+        record,
+        body_at: at,
+    })
+}
+
+/// The whole entry; `None` if its head or body cannot be read.
+pub fn decode(payload: &[u8]) -> Option<LogEntry> {
+    let head = head(payload)?;
+    let body = payload.get(head.body_at..)?;
+    let (record, journal) = if body.is_empty() {
+        (None, None)
+    } else {
+        let body: Body = serde_json::from_slice(body).ok()?;
+        (body.record, body.journal)
+    };
+    Some(LogEntry {
+        at_ms: head.at_ms,
+        nonce: head.nonce,
+        record: head.record.zip(record).map(|((key, _), r)| (key, r)),
+        journal,
+    })
+}
+
+/// Only the journal line of a payload, if it has one.
+pub fn decode_journal(payload: &[u8]) -> Option<JournalEntry> {
+    let body = payload.get(head(payload)?.body_at..)?;
+    if body.is_empty() {
+        return None;
+    }
+    serde_json::from_slice::<JournalBody>(body).ok()?.journal
 }
 
 /// The file name of segment `id`.
@@ -73,7 +174,30 @@ pub fn segment_ids(fs: &dyn Fs, dir: &Path) -> io::Result<Vec<u64>> {
 pub fn encode(entry: &LogEntry, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER_LEN]);
-    serde_json::to_writer(&mut *out, entry)?;
+    let flags =
+        entry.nonce.map_or(0, |_| HAS_NONCE) | entry.record.as_ref().map_or(0, |_| HAS_RECORD);
+    out.push(VERSION);
+    out.extend_from_slice(&entry.at_ms.to_le_bytes());
+    out.push(flags);
+    if let Some((key, expires)) = &entry.nonce {
+        out.push(match key.generation {
+            Generation::V1 => 1,
+            Generation::V2 => 2,
+        });
+        out.extend_from_slice(&key.digest);
+        out.extend_from_slice(&expires.to_le_bytes());
+    }
+    if let Some((key, record)) = &entry.record {
+        out.extend_from_slice(key);
+        out.extend_from_slice(&record.at_ms.to_le_bytes());
+    }
+    if entry.record.is_some() || entry.journal.is_some() {
+        let body = BodyOut {
+            record: entry.record.as_ref().map(|(_, r)| r),
+            journal: entry.journal.as_ref(),
+        };
+        serde_json::to_writer(&mut *out, &body)?;
+    }
     let payload = &out[start + HEADER_LEN..];
     let len = (payload.len() as u32).to_le_bytes();
     let crc = crc32fast::hash(payload).to_le_bytes();
@@ -135,22 +259,57 @@ mod tests {
 
     #[test]
     fn a_frame_round_trips_and_any_flipped_byte_is_refused() {
+        let key = ReplayKey {
+            generation: Generation::V2,
+            digest: [0xab; 32],
+        };
+        let record = StoredRecord {
+            activity: "newInstance".into(),
+            fingerprint: String::new(),
+            at_ms: 5,
+            answer: "sealed".into(),
+        };
         let entry = LogEntry {
             at_ms: 7,
-            nonce: Some(("V2:ab".into(), 9)),
-            ..LogEntry::default()
+            nonce: Some((key, 9)),
+            record: Some((record_key("k"), record.clone())),
+            journal: None,
         };
         let mut out = Vec::new();
         encode(&entry, &mut out).unwrap();
         let (payload, len) = frame(&out).unwrap();
         assert_eq!(len, out.len());
-        let back: IndexView = serde_json::from_slice(payload).unwrap();
-        assert_eq!((back.at_ms, back.nonce), (7, Some(("V2:ab".into(), 9))));
+        let back = head(payload).unwrap();
+        assert_eq!(
+            (back.at_ms, back.nonce, back.record),
+            (7, Some((key, 9)), Some((record_key("k"), 5)))
+        );
+        let whole = decode(payload).unwrap();
+        assert_eq!(whole.record, Some((record_key("k"), record)));
         for i in 0..out.len() {
             let mut bad = out.clone();
             bad[i] ^= 0x40;
             assert!(frame(&bad).is_none_or(|(p, _)| p != payload), "byte {i}");
         }
         assert!(frame(&out[..out.len() - 1]).is_none(), "torn frame");
+    }
+
+    #[test]
+    fn a_replay_key_alone_costs_a_fixed_59_bytes() {
+        let entry = LogEntry {
+            at_ms: 1,
+            nonce: Some((
+                ReplayKey {
+                    generation: Generation::V1,
+                    digest: [1; 32],
+                },
+                2,
+            )),
+            ..LogEntry::default()
+        };
+        let mut out = Vec::new();
+        encode(&entry, &mut out).unwrap();
+        assert_eq!(out.len(), HEADER_LEN + 10 + NONCE_LEN);
+        assert_eq!(decode_journal(frame(&out).unwrap().0), None);
     }
 }

@@ -1,7 +1,8 @@
 //! The local backend: one append-only log in segments under `<data_dir>/wal/`, written by one thread with group
 //! commit (one write and one `fdatasync` per group; an answer leaves only after its group is durable). Replay keys
 //! and a record index live in memory, rebuilt at start from the newest snapshot plus the log's tail; records are
-//! read back from the log only for a retry. Old data goes by whole segments. See docs/operations.md.
+//! read back from the log only for a retry, on a blocking thread. Old data goes by whole segments. Answers are
+//! sealed before they are written. See docs/operations.md.
 
 mod background;
 pub mod fs;
@@ -12,12 +13,13 @@ mod snapshot;
 mod writer;
 
 use super::replay::{NonceCache, ReplayError};
-use super::{Backend, BoxFuture, Commit, Health, StoreError, StoredRecord};
+use super::seal::Sealer;
+use super::{Backend, BoxFuture, Commit, Health, Record, StoreError};
 use crate::clock::Clock;
 use crate::protocol::verified::Verified;
 use fs::Fs;
 use index::{key_hash, RecordIndex};
-use log::LogEntry;
+use log::{record_key, LogEntry};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -49,11 +51,10 @@ pub enum WalError {
     Thread(#[source] io::Error),
 }
 
-/// A segment's newest entry and newest replay-key expiry: when it may go, and whether a restart needs its keys.
+/// A segment's newest entry: when it may go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct SegmentInfo {
     pub max_at_ms: u64,
-    pub max_expiry_ms: u64,
 }
 
 /// What the writer, the background thread and the readers share.
@@ -64,6 +65,11 @@ pub(super) struct Shared {
     pub healthy: Arc<AtomicBool>,
     /// False when another backend keeps records and this log holds only the journal.
     pub indexes_records: bool,
+    /// The replay keys (snapshots carry the live ones). Every key in the log was put here by the replay check
+    /// before its commit, so a snapshot of this cache holds every live key of the segments it covers.
+    pub nonces: NonceCache,
+    /// Seals answers before they are written, opens them for a retry.
+    pub sealer: Sealer,
 }
 
 /// How to open a log.
@@ -79,11 +85,11 @@ pub struct WalSettings {
     pub segment_bytes: u64,
     pub nonces: NonceCache,
     pub records_gauge: prometheus::IntGauge,
+    pub sealer: Sealer,
 }
 
 pub struct WalStore {
     shared: Arc<Shared>,
-    nonces: NonceCache,
     max_records: usize,
     records_gauge: prometheus::IntGauge,
     jobs: Option<mpsc::Sender<Job>>,
@@ -100,6 +106,8 @@ impl WalStore {
             index: RecordIndex::default(),
             healthy: Arc::new(AtomicBool::new(true)),
             indexes_records: settings.full,
+            nonces: settings.nonces.clone(),
+            sealer: settings.sealer.clone(),
         });
         let recovered = recover::recover(&shared, &settings)?;
         let (tasks, task_queue) = mpsc::channel();
@@ -133,7 +141,6 @@ impl WalStore {
         settings.records_gauge.set(shared.index.len() as i64);
         Ok(Self {
             shared,
-            nonces: settings.nonces,
             max_records: settings.max_records,
             records_gauge: settings.records_gauge,
             jobs: Some(jobs),
@@ -141,17 +148,22 @@ impl WalStore {
         })
     }
 
-    /// Appends one entry and waits until its group is durable.
-    pub async fn append(&self, commit: Commit<String>, at_ms: u64) -> Result<(), StoreError> {
-        let record = commit
-            .record
-            .as_ref()
-            .filter(|_| self.shared.indexes_records)
-            .map(|(key, r)| (key_hash(key), r.at_ms));
+    /// Appends one entry (its answer sealed) and waits until its group is durable.
+    pub async fn append(&self, commit: Commit, at_ms: u64) -> Result<(), StoreError> {
+        let full = self.shared.indexes_records;
+        let record = commit.record.filter(|_| full).map(|(key, r)| {
+            let sealed = Record {
+                answer: self.shared.sealer.seal(&r.answer),
+                activity: r.activity,
+                fingerprint: r.fingerprint,
+                at_ms: r.at_ms,
+            };
+            (record_key(&key), sealed)
+        });
         let entry = LogEntry {
             at_ms,
-            nonce: commit.nonce.filter(|_| self.shared.indexes_records),
-            record: commit.record.filter(|_| self.shared.indexes_records),
+            nonce: commit.nonce.filter(|_| full),
+            record,
             journal: commit.entry,
         };
         let mut frame = Vec::with_capacity(512);
@@ -160,8 +172,10 @@ impl WalStore {
         let job = Job {
             frame,
             at_ms,
-            nonce_expiry_ms: entry.nonce.as_ref().map_or(0, |(_, e)| *e),
-            record,
+            record: entry
+                .record
+                .as_ref()
+                .map(|(key, r)| (key_hash(key), r.at_ms)),
             done,
         };
         let jobs = self.jobs.as_ref().ok_or(StoreError::Stopped)?;
@@ -169,6 +183,34 @@ impl WalStore {
         let result = wait.await.map_err(|_| StoreError::Stopped)?;
         self.records_gauge.set(self.shared.index.len() as i64);
         result.map_err(StoreError::failed)
+    }
+
+    /// The record for `key`, read (and opened) on a blocking thread: a retry never waits on the disk on a worker.
+    async fn read(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let key = record_key(key);
+        let Some(location) = self.shared.index.get(&key_hash(&key)) else {
+            if self.shared.index.len() >= self.max_records {
+                return Err(StoreError::Full);
+            }
+            return Ok(None);
+        };
+        let shared = self.shared.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let Some(stored) = recover::read_record(&shared, &key, location)? else {
+                return Ok(None);
+            };
+            let answer = shared
+                .sealer
+                .open(&stored.answer)
+                .map_err(|_| StoreError::Corrupt)?;
+            Ok(Some(Record {
+                activity: stored.activity,
+                fingerprint: stored.fingerprint,
+                at_ms: stored.at_ms,
+                answer: answer.to_vec(),
+            }))
+        });
+        read.await.map_err(|_| StoreError::Stopped)?
     }
 }
 
@@ -195,30 +237,14 @@ impl Backend for WalStore {
         call: &'a Verified,
         now_ms: u64,
     ) -> BoxFuture<'a, Result<Result<(), ReplayError>, StoreError>> {
-        Box::pin(async move { Ok(self.nonces.check_and_remember(call, now_ms)) })
+        Box::pin(async move { Ok(self.shared.nonces.check_and_remember(call, now_ms)) })
     }
 
-    fn lookup<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>> {
-        Box::pin(async move {
-            let hash = key_hash(key);
-            let Some(location) = self.shared.index.get(&hash) else {
-                if self.shared.index.len() >= self.max_records {
-                    return Err(StoreError::Full);
-                }
-                return Ok(None);
-            };
-            recover::read_record(&self.shared, key, location)
-        })
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(self.read(key))
     }
 
-    fn commit<'a>(
-        &'a self,
-        commit: Commit<String>,
-        now_ms: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn commit<'a>(&'a self, commit: Commit, now_ms: u64) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.append(commit, now_ms))
     }
 

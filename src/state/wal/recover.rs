@@ -1,8 +1,8 @@
-//! Rebuilding the indexes at start (newest snapshot, then every segment after it, then the replay keys of older
-//! segments that may still hold live ones), and reading one record back for a retry.
+//! Rebuilding the indexes at start (the newest snapshot's records and replay keys, then every segment it does not
+//! cover), and reading one record back for a retry.
 
 use super::index::{key_hash, Location};
-use super::log::{frame, scan, segment_ids, segment_path, IndexView, LogEntry};
+use super::log::{decode, frame, head, scan, segment_ids, segment_path, RecordKey};
 use super::writer::Current;
 use super::{snapshot, SegmentInfo, Shared, WalError, WalSettings};
 use crate::state::{StoreError, StoredRecord};
@@ -31,46 +31,54 @@ pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recover
         None
     }
     .unwrap_or_default();
+    let loaded_ms = started.elapsed().as_millis() as u64;
     let oldest = now.saturating_sub(settings.retention_ms);
-    for (hash, location) in &snapshot.records {
+    shared.index.reserve(snapshot.record_count());
+    for (hash, location) in snapshot.records() {
         if location.at_ms >= oldest {
-            shared.index.insert(*hash, *location);
+            shared.index.insert(hash, location);
         }
     }
+    let mut nonces = 0usize;
+    for (key, expires) in snapshot.nonces() {
+        if expires >= now {
+            shared.nonces.restore(key, expires);
+            nonces += 1;
+        }
+    }
+    let indexed_ms = started.elapsed().as_millis() as u64;
     let ids = segment_ids(fs, dir).map_err(read_error)?;
     let mut closed = BTreeMap::new();
-    let mut nonces = 0usize;
+    let mut scanned = 0usize;
     for &id in &ids {
-        let known = snapshot.segments.get(&id).filter(|_| id < snapshot.next);
-        // Segments the snapshot covers are read again only for replay keys that may still be live.
-        if known.is_some_and(|info| info.max_expiry_ms < now) {
-            closed.insert(id, *known.unwrap_or(&SegmentInfo::default()));
+        // Segments the snapshot covers are not read again: their records and live replay keys are in it.
+        if let Some(info) = snapshot.segments.get(&id).filter(|_| id < snapshot.next) {
+            closed.insert(id, *info);
             continue;
         }
+        scanned += 1;
         let mut info = SegmentInfo::default();
         let path = segment_path(dir, id);
         scan(fs, &path, 0, |offset, len, payload| {
-            let Ok(view) = serde_json::from_slice::<IndexView>(payload) else {
+            let Some(head) = head(payload) else {
                 return;
             };
-            info.max_at_ms = info.max_at_ms.max(view.at_ms);
-            if let Some((key, expires)) = &view.nonce {
-                info.max_expiry_ms = info.max_expiry_ms.max(*expires);
-                if *expires >= now && shared.indexes_records {
-                    settings.nonces.restore(key, *expires);
-                    nonces += 1;
-                }
+            info.max_at_ms = info.max_at_ms.max(head.at_ms);
+            if !shared.indexes_records {
+                return;
             }
-            if let (Some((key, record)), None) = (&view.record, known) {
-                if record.at_ms >= oldest && shared.indexes_records {
-                    let location = Location {
-                        segment: id,
-                        offset,
-                        len,
-                        at_ms: record.at_ms,
-                    };
-                    shared.index.insert(key_hash(key), location);
-                }
+            if let Some((key, expires)) = head.nonce.filter(|(_, e)| *e >= now) {
+                shared.nonces.restore(key, expires);
+                nonces += 1;
+            }
+            if let Some((key, at_ms)) = head.record.filter(|(_, at)| *at >= oldest) {
+                let location = Location {
+                    segment: id,
+                    offset,
+                    len,
+                    at_ms,
+                };
+                shared.index.insert(key_hash(&key), location);
             }
         })
         .map_err(|source| StoreError::failed(WalError::Read { path, source }))?;
@@ -93,8 +101,11 @@ pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recover
     })?;
     tracing::info!(
         segments = ids.len(),
+        segments_read = scanned,
         records = shared.index.len(),
         replay_keys = nonces,
+        snapshot_read_ms = loaded_ms,
+        snapshot_indexed_ms = indexed_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "log opened"
     );
@@ -111,10 +122,11 @@ pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recover
     })
 }
 
-/// The record for `key` at `location`; `None` when the segment has expired meanwhile (or a digest collided).
+/// The record for `key` at `location`; `None` when the segment has expired meanwhile (or the 16 bytes the index
+/// keeps collided: the log holds the whole digest). Blocking: called off the runtime's workers.
 pub(super) fn read_record(
     shared: &Shared,
-    key: &str,
+    key: &RecordKey,
     location: Location,
 ) -> Result<Option<StoredRecord>, StoreError> {
     let path = segment_path(&shared.dir, location.segment);
@@ -127,6 +139,6 @@ pub(super) fn read_record(
         Err(source) => return Err(StoreError::failed(WalError::Read { path, source })),
     };
     let (payload, _) = frame(&bytes).ok_or(StoreError::Corrupt)?;
-    let entry: LogEntry = serde_json::from_slice(payload).map_err(|_| StoreError::Corrupt)?;
+    let entry = decode(payload).ok_or(StoreError::Corrupt)?;
     Ok(entry.record.filter(|(k, _)| k == key).map(|(_, r)| r))
 }

@@ -38,6 +38,7 @@ fn open(fs: &LossyFs, clock: &Arc<ManualClock>, segment_bytes: u64) -> Opened {
         segment_bytes,
         nonces: nonces.clone(),
         records_gauge: records.clone(),
+        sealer: crate::state::seal::Sealer::from_text(&"11".repeat(32)).unwrap(),
     })
     .unwrap();
     Opened {
@@ -51,10 +52,10 @@ fn gauge() -> prometheus::IntGauge {
     prometheus::IntGauge::new("g", "test").unwrap()
 }
 
-fn commit(key: &str, at_ms: u64) -> Commit<String> {
+fn commit(key: &str, at_ms: u64) -> Commit {
     Commit {
         nonce: Some((
-            call(&format!("nonce-{key}"), NOW).replay_key().to_owned(),
+            crate::state::replay::ReplayKey::of(&call(&format!("nonce-{key}"), NOW)),
             at_ms + 60_000,
         )),
         record: Some((
@@ -63,7 +64,7 @@ fn commit(key: &str, at_ms: u64) -> Commit<String> {
                 activity: "newInstance".into(),
                 fingerprint: String::new(),
                 at_ms,
-                answer: format!("sealed-{key}"),
+                answer: format!("answer-{key}").into_bytes(),
             },
         )),
         entry: None,
@@ -75,7 +76,7 @@ async fn found(store: &WalStore, key: &str) -> bool {
         .lookup(key)
         .await
         .unwrap()
-        .is_some_and(|r| r.answer == format!("sealed-{key}"))
+        .is_some_and(|r| r.answer == format!("answer-{key}").as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -86,9 +87,12 @@ async fn no_acknowledged_answer_is_lost_when_unsynced_bytes_are_dropped() {
     let store = Arc::new(opened.store);
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..300 {
-        let store = store.clone();
+        let (store, nonces) = (store.clone(), opened.nonces.clone());
         calls.spawn(async move {
             let key = format!("k{i}");
+            // As the gateway does: the replay check remembers the key, the commit makes it durable.
+            let checked = nonces.check_and_remember(&call(&format!("nonce-{key}"), NOW), NOW);
+            assert_eq!(checked, Ok(()));
             store.append(commit(&key, NOW), NOW).await.map(|()| key)
         });
     }
@@ -149,7 +153,23 @@ async fn a_failed_sync_is_reported_and_its_entry_is_not_indexed() {
     let store = open(&fs, &clock, 1 << 20).store;
     store.append(commit("good", NOW), NOW).await.unwrap();
     fs.fail_syncs(true);
-    assert!(store.append(commit("bad", NOW), NOW).await.is_err());
+    let failed = store.append(commit("bad", NOW), NOW).await.unwrap_err();
+    // Typed all the way down (issue 10 item 7): store error → log error naming the segment → the io error.
+    let mut chain = vec![failed.to_string()];
+    let mut source = std::error::Error::source(&failed);
+    while let Some(e) = source {
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    assert!(chain.len() >= 3, "{chain:?}");
+    assert!(
+        chain[1].starts_with("cannot sync log segment /data/wal/"),
+        "{chain:?}"
+    );
+    assert_eq!(
+        chain.last().map(String::as_str),
+        Some("injected sync failure")
+    );
     assert!(!store.health().is_healthy());
     assert_eq!(store.lookup("bad").await.unwrap(), None);
     fs.fail_syncs(false);
@@ -175,7 +195,7 @@ async fn a_restart_reads_the_snapshot_plus_the_tail_and_keeps_the_newest_record(
     }
     let mut newer = commit("k1", NOW + 5);
     if let Some((_, r)) = &mut newer.record {
-        r.answer = "sealed-newer".into();
+        r.answer = b"answer-newer".to_vec();
     }
     store.append(newer, NOW).await.unwrap();
     drop(store);
@@ -188,7 +208,7 @@ async fn a_restart_reads_the_snapshot_plus_the_tail_and_keeps_the_newest_record(
     let reopened = open(&fs, &clock, 2_048).store;
     assert!(found(&reopened, "k99").await);
     let k1 = reopened.lookup("k1").await.unwrap().unwrap();
-    assert_eq!(k1.answer, "sealed-newer");
+    assert_eq!(k1.answer, b"answer-newer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +266,7 @@ fn a_torn_tail_is_ignored_and_the_next_entry_lands_in_a_new_segment() {
     });
 }
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_record_cap_new_operations_are_refused_and_recorded_ones_still_answered() {
@@ -267,4 +287,57 @@ async fn at_the_record_cap_new_operations_are_refused_and_recorded_ones_still_an
         2,
         "koogate_store_records shows the fill level"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_the_snapshot_and_only_the_segments_after_it() {
+    let fs = LossyFs::default();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let opened = open(&fs, &clock, 2_048);
+    for i in 0..100 {
+        let key = format!("k{i}");
+        let checked = opened
+            .nonces
+            .check_and_remember(&call(&format!("nonce-{key}"), NOW), NOW);
+        assert_eq!(checked, Ok(()));
+        opened.store.append(commit(&key, NOW), NOW).await.unwrap();
+    }
+    drop(opened);
+    let dir = Path::new("/data/wal");
+    let segments = log::segment_ids(&fs, dir).unwrap().len();
+    fs.take_reads();
+    let reopened = open(&fs, &clock, 2_048);
+    let mut read: Vec<PathBuf> = fs
+        .take_reads()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    read.dedup();
+    assert!(segments >= 10, "{segments} segments");
+    assert!(read.len() <= 1, "read again: {read:?}");
+    assert_eq!(reopened.gauge.get(), 100);
+    // k0's replay key sits in the first segment, which the restart did not read: it came from the snapshot.
+    assert_eq!(
+        reopened
+            .nonces
+            .check_and_remember(&call("nonce-k0", NOW), NOW),
+        Err(crate::state::replay::ReplayError::Replayed)
+    );
+    assert!(found(&reopened.store, "k0").await);
+}
+
+/// A retry's record is read from the disk, which may stall: never on the runtime's own thread.
+#[tokio::test]
+async fn a_retry_lookup_reads_the_log_off_the_runtime_thread() {
+    let fs = LossyFs::default();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let store = open(&fs, &clock, 1 << 20).store;
+    store.append(commit("k", NOW), NOW).await.unwrap();
+    fs.take_reads();
+    assert!(found(&store, "k").await);
+    let reads = fs.take_reads();
+    assert!(!reads.is_empty(), "the record was read from the log");
+    let runtime_thread = std::thread::current().id();
+    assert!(reads.iter().all(|(_, thread)| *thread != runtime_thread));
 }

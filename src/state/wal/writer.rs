@@ -23,8 +23,6 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct Job {
     pub frame: Vec<u8>,
     pub at_ms: u64,
-    /// The replay key's expiry, 0 when the entry has none.
-    pub nonce_expiry_ms: u64,
     /// The record's key digest and creation time.
     pub record: Option<(KeyHash, u64)>,
     pub done: oneshot::Sender<Result<(), Arc<WalError>>>,
@@ -148,7 +146,6 @@ impl Writer {
         for job in jobs {
             let info = &mut self.current.info;
             info.max_at_ms = info.max_at_ms.max(job.at_ms);
-            info.max_expiry_ms = info.max_expiry_ms.max(job.nonce_expiry_ms);
             if let Some((hash, at_ms)) = job.record {
                 let location = Location {
                     segment: self.current.id,

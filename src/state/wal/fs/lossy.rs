@@ -19,6 +19,8 @@ struct State {
     held: bool,
     /// While true, file syncs fail.
     failing: bool,
+    /// Every `read_at`: which file, on which thread.
+    reads: Vec<(PathBuf, std::thread::ThreadId)>,
 }
 
 /// See the module documentation. Cloning shares the same "disk".
@@ -53,6 +55,11 @@ impl LossyFs {
     /// Makes file syncs fail (`true`) or succeed again (`false`).
     pub fn fail_syncs(&self, failing: bool) {
         self.with(|s| s.failing = failing);
+    }
+
+    /// The files read so far and the threads that read them (then forgets them).
+    pub fn take_reads(&self) -> Vec<(PathBuf, std::thread::ThreadId)> {
+        self.with(|s| std::mem::take(&mut s.reads))
     }
 
     /// What a power cut leaves: unsynced bytes and unlinked files are gone.
@@ -136,6 +143,7 @@ impl Fs for LossyFs {
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         self.with(|s| {
+            s.reads.push((path.to_owned(), std::thread::current().id()));
             let (data, _) = s
                 .files
                 .get(path)
