@@ -6,11 +6,13 @@ pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> Conf
     ConfigIssue {
         path: path.into(),
         message: message.into(),
+        location: None,
     }
 }
 
 pub(super) struct Validator<'a> {
     pub(super) issues: Vec<ConfigIssue>,
+    pub(super) warnings: Vec<ConfigIssue>,
     pub(super) base_dir: &'a Path,
     pub(super) env: &'a dyn Env,
 }
@@ -164,6 +166,7 @@ impl Validator<'_> {
                 reload,
                 koogallery_api,
                 usage,
+                warnings: self.warnings,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }
