@@ -7,6 +7,7 @@ pub mod duration;
 mod koogallery_api;
 mod parse;
 mod raw;
+mod startup;
 mod usage;
 mod validate;
 mod validate_keys;
@@ -15,6 +16,7 @@ mod validate_sections;
 pub use acme::{AcmeConfig, RawAcme, DEFAULT_ACME_DIRECTORY, LETS_ENCRYPT_STAGING};
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
+pub use startup::data_dir_problem;
 pub use usage::UsageConfig;
 /// The `[usage]` defaults, for the command line.
 pub mod usage_defaults {

@@ -338,6 +338,9 @@ pub struct RawRoute {
     /// https:// only: a client certificate chain and key (PEM) presented to the upstream (mTLS).
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
+    /// Allows an `http://` URL to a host other than this one (decrypted buyer data in clear text); warned.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
