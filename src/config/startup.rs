@@ -33,35 +33,38 @@ impl Config {
             .into_iter()
             .filter_map(|(key, dir)| data_dir_problem(dir).map(|p| (key, p)))
             .collect();
-        if let Certificates::Files {
+        problems.extend(
+            self.certificate_problem(now_unix)
+                .map(|p| ("server.cert_chain_file", p)),
+        );
+        problems
+    }
+
+    /// An expired (or not yet valid) certificate file: `run` and a reload refuse it, as `check` does. Under
+    /// `[acme]` the ACME task renews what it finds expired, so there is nothing to refuse.
+    pub fn certificate_problem(&self, now_unix: i64) -> Option<String> {
+        let Certificates::Files {
             cert_chain_file, ..
         } = &self.server.certificates
-        {
-            if let Some((not_before, not_after)) =
-                crate::proxy::tls::certificate_validity(cert_chain_file)
-            {
-                let shown = cert_chain_file.display();
-                if not_after < now_unix {
-                    problems.push((
-                        "server.cert_chain_file",
-                        format!(
-                            "the certificate in {shown} expired {}: KooGallery refuses the handshake; renew it and \
-                             install the new chain and key (`koogate check` explains)",
-                            when(not_after)
-                        ),
-                    ));
-                } else if not_before > now_unix {
-                    problems.push((
-                        "server.cert_chain_file",
-                        format!(
-                            "the certificate in {shown} is not valid before {}: check this host's clock",
-                            when(not_before)
-                        ),
-                    ));
-                }
-            }
+        else {
+            return None;
+        };
+        let (not_before, not_after) = crate::proxy::tls::certificate_validity(cert_chain_file)?;
+        let shown = cert_chain_file.display();
+        if not_after < now_unix {
+            Some(format!(
+                "the certificate in {shown} expired {}: KooGallery refuses the handshake; renew it and install the \
+                 new chain and key (`koogate check` explains)",
+                when(not_after)
+            ))
+        } else if not_before > now_unix {
+            Some(format!(
+                "the certificate in {shown} is not valid before {}: check this host's clock",
+                when(not_before)
+            ))
+        } else {
+            None
         }
-        problems
     }
 }
 

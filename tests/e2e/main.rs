@@ -24,6 +24,7 @@ mod readme;
 mod redis;
 mod robustness;
 mod simulate;
+mod startup;
 mod store;
 mod tls;
 mod upstream_auth;
