@@ -166,14 +166,15 @@ impl Acme {
         }
     }
 
-    /// One order; on success the certificate is stored, then installed.
+    /// One order; on success the certificate is stored, counted, then installed — in that order, so whoever sees
+    /// the new certificate served also sees it on disk and in `koogate_acme_attempts_total`.
     async fn attempt(&self) -> Result<Current, AcmeError> {
         self.metrics.last_attempt.set(self.now());
         let responders = order::Responders {
             resolver: &self.resolver,
             tokens: &self.tokens,
         };
-        let result = match tokio::time::timeout(
+        let issued = match tokio::time::timeout(
             ATTEMPT_TIMEOUT,
             order::issue(&self.config, &self.state, responders),
         )
@@ -181,24 +182,40 @@ impl Acme {
         {
             Ok(result) => result,
             Err(_) => Err(AcmeError::Timeout),
-        }
-        .and_then(|issued| {
+        };
+        let checked = issued.and_then(|issued| {
             let bundle = format!("{}\n{}", issued.key_pem.trim_end(), issued.chain_pem);
-            let current = self.install(&bundle).map_err(AcmeError::Certificate)?;
-            self.state
-                .save_certificate(&issued.key_pem, &issued.chain_pem)
-                .map_err(AcmeError::Store)?;
-            Ok(current)
+            let checked = usable(&bundle, &self.config.domains, self.now())
+                .map_err(AcmeError::Certificate)?;
+            Ok((issued, checked))
         });
-        let outcome = result
-            .as_ref()
-            .map_or_else(AcmeError::outcome, |_| "success");
-        self.metrics.attempts.with_label_values(&[outcome]).inc();
-        if result.is_ok() {
-            self.metrics.last_success.set(self.now());
-            tracing::info!(domains = ?self.config.domains, "ACME certificate issued and installed");
+        match checked {
+            Err(e) => {
+                self.count(Err(&e));
+                Err(e)
+            }
+            // A certificate that cannot be stored is still served (it is valid); the attempt counts as failed.
+            Ok((issued, checked)) => {
+                let stored = self
+                    .state
+                    .save_certificate(&issued.key_pem, &issued.chain_pem)
+                    .map_err(AcmeError::Store);
+                self.count(stored.as_ref().map(|_| ()));
+                let current = self.serve(checked);
+                if stored.is_ok() {
+                    tracing::info!(domains = ?self.config.domains, "ACME certificate issued and installed");
+                }
+                stored.map(|()| current)
+            }
         }
-        result
+    }
+
+    fn count(&self, outcome: Result<(), &AcmeError>) {
+        let label = outcome.map_or_else(|e| e.outcome(), |()| "success");
+        self.metrics.attempts.with_label_values(&[label]).inc();
+        if outcome.is_ok() {
+            self.metrics.last_success.set(self.now());
+        }
     }
 
     /// The stored certificate, installed if it is still valid and covers every configured domain.
@@ -221,13 +238,18 @@ impl Acme {
 
     /// Checks a key-and-chain PEM bundle and makes it the serving certificate.
     fn install(&self, bundle: &str) -> Result<Current, String> {
-        let (key, not_before, not_after) = usable(bundle, &self.config.domains, self.now())?;
+        let checked = usable(bundle, &self.config.domains, self.now())?;
+        Ok(self.serve(checked))
+    }
+
+    /// Makes a checked certificate the serving one.
+    fn serve(&self, (key, not_before, not_after): Checked) -> Current {
         self.resolver.install(key);
         self.expiry.set(not_after);
-        Ok(Current {
+        Current {
             not_before,
             not_after,
-        })
+        }
     }
 
     fn now(&self) -> i64 {
@@ -246,11 +268,10 @@ pub fn stored_certificate(config: &AcmeConfig, now: i64) -> Result<Option<(i64, 
 }
 
 /// A PEM bundle's certified key and validity, if it is unexpired and names every domain.
-fn usable(
-    bundle: &str,
-    domains: &[String],
-    now: i64,
-) -> Result<(Arc<rustls::sign::CertifiedKey>, i64, i64), String> {
+/// A certificate that passed [`usable`]: the key to serve, and its validity (Unix seconds).
+type Checked = (Arc<rustls::sign::CertifiedKey>, i64, i64);
+
+fn usable(bundle: &str, domains: &[String], now: i64) -> Result<Checked, String> {
     let (chain, key) =
         resolver::parse_pem_bundle(bundle).ok_or("no certificate and key in PEM form")?;
     let (not_before, not_after) =

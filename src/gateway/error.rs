@@ -48,6 +48,8 @@ impl GatewayError {
         "v1_disabled",
         "missing_auth_parameter",
         "malformed_auth_parameter",
+        "query_too_large",
+        "repeated_parameter",
         "stale_timestamp",
         "future_timestamp",
         "bad_signature",
@@ -67,6 +69,8 @@ impl GatewayError {
         "upstream_invalid_answer",
         "duplicate_in_flight",
         "store_failed",
+        "store_full",
+        "order_lookup_failed",
     ];
 
     /// Every label of `koogate_rejections_total{reason}`.
@@ -202,6 +206,8 @@ mod tests {
             GatewayError::V1Disabled,
             AuthError::MissingParameter("nonce").into(),
             AuthError::MalformedParameter("nonce").into(),
+            AuthError::QueryTooLong.into(),
+            AuthError::RepeatedParameter.into(),
             AuthError::StaleTimestamp.into(),
             AuthError::FutureTimestamp.into(),
             AuthError::SignatureMismatch.into(),
@@ -229,6 +235,8 @@ mod tests {
             AnswerError::NotContractJson.into(),
             GatewayError::DuplicateInFlight,
             StoreError::Stopped.into(),
+            StoreError::Full.into(),
+            crate::openapi::lookup::LookupFailure::Timeout.into(),
         ]
     }
 
