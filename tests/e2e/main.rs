@@ -14,6 +14,7 @@ mod hostile;
 mod http_errors;
 mod idempotency;
 mod interop;
+mod journal_trace;
 mod lifecycle;
 mod limits;
 mod openapi_cli;
