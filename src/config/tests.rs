@@ -54,6 +54,7 @@ fn the_example_documents_every_key_the_parser_knows() {
         "private_key_file",
         "http2",
         "handshake_timeout_ms",
+        "allow_plain_http",
         "header_read_timeout_ms",
         "body_read_timeout_ms",
         "max_connections",
