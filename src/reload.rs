@@ -2,6 +2,7 @@
 //! the gateway snapshot atomically. A config that does not validate, or a certificate that does not load (for
 //! example half-written), is refused with a log line and a metric, and the old snapshot keeps serving.
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::proxy::server::CurrentGateway;
 use crate::Reload;
@@ -19,6 +20,10 @@ pub fn apply(current: &CurrentGateway, reload: &Reload) {
                     setting = change,
                     "this setting changed but needs a restart to take effect"
                 );
+            }
+            let now = (crate::clock::SystemClock.now_ms() / 1_000) as i64;
+            if let Some(problem) = config.certificate_problem(now) {
+                anyhow::bail!("server.cert_chain_file: {problem}");
             }
             old.reloaded(Arc::new(config))
         });

@@ -3,7 +3,7 @@
 //! Problems go to standard error (each with its key path, what was expected, what was seen and what to do next),
 //! the report to standard output. Any problem makes the exit code non-zero; a warning does not.
 
-use crate::config::{Config, ProcessEnv, RawConfig, TestCalls};
+use crate::config::{Config, ConfigIssue, ProcessEnv, TestCalls};
 use crate::metrics::Metrics;
 use crate::protocol::Activity;
 use crate::proxy::tls::{server_config, TlsError};
@@ -13,6 +13,7 @@ use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::server::ParsedCertificate;
 use rustls::{InconsistentKeys, RootCertStore};
 use rustls_pki_types::{pem::PemObject, CertificateDer, UnixTime};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,27 +35,67 @@ pub struct CheckArgs {
     probe_upstreams: bool,
 }
 
+thread_local! {
+    /// While set, problems are kept instead of printed, so a header can count them first (see [`held`]).
+    static HELD: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
 /// Prints a problem: the key path and what is wrong, then indented `expected`/`seen`/`next` lines.
 fn problem(path: &str, message: &str, details: &[(&str, &str)]) {
-    eprintln!("error: {path}: {message}");
-    for (label, text) in details {
-        eprintln!("  {label:<9} {text}");
+    let mut text = format!("error: {path}: {message}");
+    for (label, line) in details {
+        text.push_str(&format!("\n  {label:<9} {line}"));
+    }
+    HELD.with(|held| match held.borrow_mut().as_mut() {
+        Some(kept) => kept.push(text),
+        None => eprintln!("{text}"),
+    });
+}
+
+/// Runs `checks` (synchronous: the problems stay on this thread) and returns their problems unprinted.
+fn held<T>(checks: impl FnOnce() -> T) -> (T, Vec<String>) {
+    HELD.with(|held| *held.borrow_mut() = Some(Vec::new()));
+    let outcome = checks();
+    let kept = HELD
+        .with(|held| held.borrow_mut().take())
+        .unwrap_or_default();
+    (outcome, kept)
+}
+
+/// A configuration issue as `check` prints it: `error:`/`warning:`, key path, message, then where it is written.
+fn print_issue(kind: &str, issue: &ConfigIssue) {
+    eprintln!("{kind}: {}: {}", issue.path, issue.message);
+    if let Some(at) = &issue.location {
+        eprintln!("  {:<9} {at}", "at:");
+    }
+}
+
+/// Prints the count of configuration errors (the file's and the certificate's), then each of them.
+fn print_errors(shown: &str, issues: &[ConfigIssue], others: &[String]) {
+    eprintln!(
+        "{shown}: {} configuration error(s):",
+        issues.len() + others.len()
+    );
+    for issue in issues {
+        print_issue("error", issue);
+    }
+    for other in others {
+        eprintln!("{other}");
     }
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
-    let shown = args.config.display();
+    let shown = args.config.display().to_string();
     let config = match Config::load(&args.config, &ProcessEnv) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{shown}: {} configuration error(s):", errors.0.len());
-            for issue in &errors.0 {
-                eprintln!("error: {}: {}", issue.path, issue.message);
-            }
-            // Still check the certificate, so one run lists every problem.
-            if let Some((cert, key)) = raw_tls_files(&args.config) {
-                check_tls(&cert, &key);
-            }
+            // Still check the certificate, so one run lists (and counts) every problem.
+            let ((), tls) = held(|| {
+                if let Some((cert, key)) = raw_tls_files(&args.config) {
+                    check_tls(&cert, &key);
+                }
+            });
+            print_errors(&shown, &errors.0, &tls);
             eprintln!(
                 "next: fix each key above (config/koogate.example.toml documents every key with its unit and \
                  default) and run `koogate check` again"
@@ -62,15 +103,31 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
+    for warning in &config.warnings {
+        print_issue("warning", warning);
+    }
     print_summary(&config);
-    let mut ok = match config.server.certificates.files() {
-        Some((cert, key)) => check_tls(cert, key),
-        None => true,
-    };
+    let (checked, errors) = held(|| {
+        let now = UnixTime::now().as_secs() as i64;
+        // The certificate's dates are check_tls's to explain; here only what else would stop `run`.
+        for (key, message) in config.startup_problems(now) {
+            if key != "server.cert_chain_file" {
+                problem(key, &message, &[]);
+            }
+        }
+        let tls = match config.server.certificates.files() {
+            Some((cert, key)) => check_tls(cert, key),
+            None => true,
+        };
+        check_upstream_ca_files(&config).map(|ca| ca && tls)
+    });
+    if !errors.is_empty() {
+        print_errors(&shown, &[], &errors);
+    }
+    let mut ok = checked? && errors.is_empty();
     if let Some(acme) = config.server.certificates.acme() {
         ok &= super::check_acme::check(acme);
     }
-    ok &= check_upstream_ca_files(&config)?;
     super::order::summary(&config);
     if args.probe_upstreams {
         ok &= probe(&config).await;
@@ -84,16 +141,23 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-/// The certificate and key paths of a file that did not validate, when its TOML at least parses.
+/// The certificate and key paths named in the file, read from the bare TOML so they are found (and checked) even
+/// when other keys are wrong.
 fn raw_tls_files(path: &Path) -> Option<(PathBuf, PathBuf)> {
-    let raw: RawConfig = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let table: toml::Table = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let server = table.get("server")?.as_table()?;
+    let file = |key: &str| {
+        server
+            .get(key)
+            .and_then(|v| v.as_str())
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    };
     let base = path.parent().unwrap_or(Path::new("."));
-    let (cert, key) = (
-        raw.server.cert_chain_file.as_ref()?,
-        raw.server.private_key_file.as_ref()?,
-    );
-    (!cert.as_os_str().is_empty() && !key.as_os_str().is_empty())
-        .then(|| (base.join(cert), base.join(key)))
+    Some((
+        base.join(file("cert_chain_file")?),
+        base.join(file("private_key_file")?),
+    ))
 }
 
 /// Loads the chain and key exactly as `koogate run` does (rustls refuses a key that does not match the leaf),
@@ -357,7 +421,7 @@ fn print_summary(config: &Config) {
 }
 
 /// `host:port` of a Redis URL, without the password it may carry.
-fn redis_address(url: &str) -> Option<String> {
+pub(super) fn redis_address(url: &str) -> Option<String> {
     let client = redis::Client::open(url).ok()?;
     Some(client.get_connection_info().addr().to_string())
 }

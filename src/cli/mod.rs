@@ -7,11 +7,12 @@ mod journal;
 mod key;
 mod mock_openapi;
 mod order;
+mod run;
 mod simulate;
 mod tools;
 mod usage;
 
-use crate::config::{Config, LogFormat, ProcessEnv};
+use crate::config::LogFormat;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,42 +75,7 @@ enum Command {
 /// Runs the parsed command; `Ok(false)` means "ran, but the outcome is a failure" (non-zero exit, no error text).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Run { config: path } => {
-            let config = Config::load(&path, &ProcessEnv)?;
-            init_logging(config.log.format, &config.log.level);
-            let listeners = crate::Listeners::bind(&config).await?;
-            let (triggers, received) = tokio::sync::mpsc::channel(4);
-            crate::reload::on_sighup(triggers.clone());
-            // Kept alive for the whole run: dropping the watcher stops it.
-            let _watcher = if config.reload.watch_files {
-                let mut files = config.reload.files.clone();
-                files.push(path.clone());
-                Some(crate::reload::watch_files(
-                    &files,
-                    config.reload.debounce,
-                    triggers,
-                )?)
-            } else {
-                None
-            };
-            let reload = crate::Reload {
-                path,
-                env: Box::new(ProcessEnv),
-                triggers: received,
-            };
-            let metrics = crate::metrics::Metrics::new()?;
-            let clock = std::sync::Arc::new(crate::clock::SystemClock);
-            crate::run_with(
-                config,
-                listeners,
-                metrics,
-                clock,
-                shutdown_signal(),
-                Some(reload),
-            )
-            .await?;
-            Ok(true)
-        }
+        Command::Run { config: path } => run::run(path).await,
         Command::Check(args) => check::run(args).await,
         Command::Journal(args) => journal::run(args),
         Command::Simulate(args) => simulate::run(args).await,
@@ -136,7 +102,7 @@ pub(crate) fn colour(stream: &impl std::io::IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+pub(crate) fn init_logging(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = colour(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -150,7 +116,7 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 /// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -37,9 +37,15 @@ pub struct RawAcme {
     pub challenges: Vec<String>,
     pub http01_listen: Option<String>,
     pub state_dir: Option<PathBuf>,
-    #[serde(default = "d_retry_initial")]
+    #[serde(
+        default = "d_retry_initial",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub retry_initial_ms: u64,
-    #[serde(default = "d_retry_max")]
+    #[serde(
+        default = "d_retry_max",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub retry_max_ms: u64,
 }
 

@@ -35,11 +35,17 @@ pub struct RawKooGalleryApi {
     pub sk_env: Option<String>,
     pub sk_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
-    #[serde(default = "d_connect")]
+    #[serde(
+        default = "d_connect",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub connect_timeout_ms: u64,
-    #[serde(default = "d_timeout")]
+    #[serde(
+        default = "d_timeout",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub timeout_ms: u64,
-    #[serde(default = "d_budget")]
+    #[serde(default = "d_budget", deserialize_with = "crate::config::duration::ms")]
     pub order_lookup_budget_ms: u64,
     #[serde(default = "d_enrich")]
     pub enrich: Vec<String>,
@@ -47,7 +53,10 @@ pub struct RawKooGalleryApi {
     pub on_failure: String,
     #[serde(default = "d_cache_entries")]
     pub order_cache_max_entries: u64,
-    #[serde(default = "d_cache_ttl")]
+    #[serde(
+        default = "d_cache_ttl",
+        deserialize_with = "crate::config::duration::seconds"
+    )]
     pub order_cache_ttl_seconds: u64,
 }
 

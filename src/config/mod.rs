@@ -4,8 +4,11 @@
 
 mod acme;
 mod admin;
+pub mod duration;
 mod koogallery_api;
+mod parse;
 mod raw;
+mod startup;
 mod usage;
 mod validate;
 mod validate_keys;
@@ -15,6 +18,7 @@ pub use acme::{AcmeConfig, RawAcme, DEFAULT_ACME_DIRECTORY, LETS_ENCRYPT_STAGING
 pub use admin::{ConsoleAccess, RawAdmin};
 pub use koogallery_api::{KooGalleryApiConfig, OnFailure, RawKooGalleryApi, Site};
 pub use raw::*;
+pub use startup::data_dir_problem;
 pub use usage::UsageConfig;
 /// The `[usage]` defaults, for the command line.
 pub mod usage_defaults {
@@ -57,6 +61,9 @@ pub struct Config {
     pub koogallery_api: Option<KooGalleryApiConfig>,
     /// The usage-records relay, when `[usage]` is present.
     pub usage: Option<UsageConfig>,
+    /// What is allowed but risky (an allowed plain-HTTP upstream, a short access key): `check` prints these and
+    /// `run` logs them.
+    pub warnings: Vec<ConfigIssue>,
 }
 
 /// How `koogate run` notices changes besides SIGHUP.
@@ -212,6 +219,31 @@ pub struct LogConfig {
 pub struct ConfigIssue {
     pub path: String,
     pub message: String,
+    /// Where in the file, when the key is written there (a missing key or an unreadable file has no place).
+    pub location: Option<Location>,
+}
+
+/// A place in the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in bytes.
+    pub column: usize,
+    /// That line of the file, as written.
+    pub snippet: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line,
+            self.column,
+            self.snippet.trim()
+        )
+    }
 }
 
 /// Every problem found in the configuration, reported together.
@@ -223,6 +255,9 @@ impl fmt::Display for ConfigErrors {
         write!(f, "{} configuration error(s):", self.0.len())?;
         for issue in &self.0 {
             write!(f, "\n  {}: {}", issue.path, issue.message)?;
+            if let Some(at) = &issue.location {
+                write!(f, "\n    at {at}")?;
+            }
         }
         Ok(())
     }
@@ -261,21 +296,26 @@ impl Config {
         Self::from_toml(&text, base, env)
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text; every error carries its key path and, where the key is written, its line.
     pub fn from_toml(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let at = line.map_or_else(|| "<toml>".to_owned(), |l| format!("line {l}"));
-            ConfigErrors(vec![issue(at, e.message())])
-        })?;
-        validate::Validator {
+        let raw = parse::raw_config(text).map_err(ConfigErrors)?;
+        let validated = validate::Validator {
             issues: Vec::new(),
+            warnings: Vec::new(),
             base_dir,
             env,
         }
-        .validate(raw)
+        .validate(raw);
+        match validated {
+            Ok(mut config) => {
+                parse::locate(text, &mut config.warnings);
+                Ok(config)
+            }
+            Err(ConfigErrors(mut issues)) => {
+                parse::locate(text, &mut issues);
+                Err(ConfigErrors(issues))
+            }
+        }
     }
 }
 

@@ -97,19 +97,28 @@ pub struct RawServer {
     pub private_key_file: Option<PathBuf>,
     #[serde(default)]
     pub http2: bool,
-    #[serde(default = "d_handshake")]
+    #[serde(
+        default = "d_handshake",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub handshake_timeout_ms: u64,
-    #[serde(default = "d_header_read")]
+    #[serde(
+        default = "d_header_read",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub header_read_timeout_ms: u64,
-    #[serde(default = "d_body_read")]
+    #[serde(
+        default = "d_body_read",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub body_read_timeout_ms: u64,
     #[serde(default = "d_max_connections")]
     pub max_connections: u64,
     #[serde(default = "d_max_body")]
     pub max_body_bytes: u64,
-    #[serde(default = "d_grace")]
+    #[serde(default = "d_grace", deserialize_with = "crate::config::duration::ms")]
     pub shutdown_grace_ms: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::duration::ms")]
     pub drain_delay_ms: u64,
 }
 
@@ -122,7 +131,7 @@ pub struct RawPlainHttp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVerify {
-    #[serde(default = "d_window")]
+    #[serde(default = "d_window", deserialize_with = "crate::config::duration::ms")]
     pub timestamp_window_ms: u64,
     #[serde(default = "d_replay_entries")]
     pub replay_cache_max_entries: u64,
@@ -164,7 +173,10 @@ pub struct RawAccessKey {
 pub struct RawReload {
     #[serde(default)]
     pub watch_files: bool,
-    #[serde(default = "d_debounce")]
+    #[serde(
+        default = "d_debounce",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub debounce_ms: u64,
 }
 
@@ -205,14 +217,20 @@ pub struct RawStore {
     pub previous_journal_key_files: Vec<PathBuf>,
     #[serde(default = "d_max_records")]
     pub max_records: u64,
-    #[serde(default = "d_commit_timeout")]
+    #[serde(
+        default = "d_commit_timeout",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub commit_timeout_ms: u64,
     pub redis_url: Option<String>,
     pub redis_url_env: Option<String>,
     pub redis_ca_file: Option<PathBuf>,
     #[serde(default = "d_redis_prefix")]
     pub redis_key_prefix: String,
-    #[serde(default = "d_redis_timeout")]
+    #[serde(
+        default = "d_redis_timeout",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub redis_timeout_ms: u64,
 }
 
@@ -243,7 +261,10 @@ pub struct RawV1 {
     /// Off unless configured: a V2-only product should not accept GET calls with a 24 h window.
     #[serde(default)]
     pub enabled: bool,
-    #[serde(default = "d_v1_window")]
+    #[serde(
+        default = "d_v1_window",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub timestamp_window_ms: u64,
     #[serde(default)]
     pub post: bool,
@@ -265,14 +286,23 @@ impl Default for RawV1 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
-    #[serde(default = "d_deadline")]
+    #[serde(
+        default = "d_deadline",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub deadline_ms: u64,
     pub default_route: String,
-    #[serde(default = "d_pool_idle")]
+    #[serde(
+        default = "d_pool_idle",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub pool_idle_timeout_ms: u64,
     #[serde(default = "d_pool_max_idle")]
     pub pool_max_idle_per_host: u64,
-    #[serde(default = "d_connect")]
+    #[serde(
+        default = "d_connect",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub connect_timeout_ms: u64,
     #[serde(default = "d_max_answer")]
     pub max_answer_bytes: u64,
@@ -287,6 +317,7 @@ pub struct RawUpstream {
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub url: String,
+    #[serde(default, deserialize_with = "crate::config::duration::opt_ms")]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub activities: Vec<String>,
@@ -294,6 +325,9 @@ pub struct RawRoute {
     /// https:// only: a client certificate chain and key (PEM) presented to the upstream (mTLS).
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
+    /// Allows an `http://` URL to a host other than this one (decrypted buyer data in clear text); warned.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,6 +54,7 @@ fn the_example_documents_every_key_the_parser_knows() {
         "private_key_file",
         "http2",
         "handshake_timeout_ms",
+        "allow_plain_http",
         "header_read_timeout_ms",
         "body_read_timeout_ms",
         "max_connections",
@@ -426,4 +427,68 @@ fn an_access_key_with_surrounding_whitespace_is_refused() {
         assert_eq!(errors.0[0].path, "access_keys[0]");
         assert!(errors.0[0].message.contains("whitespace"), "{errors}");
     }
+}
+
+#[test]
+fn a_plain_http_upstream_on_another_host_is_refused_unless_allowed_and_then_warned() {
+    let remote = EXAMPLE.replace(
+        "url = \"http://127.0.0.1:3000/koogallery\"",
+        "url = \"http://app.internal:3000/koogallery\"",
+    );
+    let errors = Config::from_toml(&remote, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "upstream.routes.app.url");
+    assert!(errors.0[0].message.contains("allow_plain_http"), "{errors}");
+    let allowed = remote.replace(
+        "url = \"http://app.internal:3000/koogallery\"",
+        "url = \"http://app.internal:3000/koogallery\"\nallow_plain_http = true",
+    );
+    let config = Config::from_toml(&allowed, Path::new("."), &env_with_key).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.path == "upstream.routes.app.url" && w.message.contains("clear text")),
+        "{:?}",
+        config.warnings
+    );
+    for local in [
+        "http://localhost:3000/",
+        "http://[::1]:3000/",
+        "http://127.0.0.2/",
+    ] {
+        let text = EXAMPLE.replace("http://127.0.0.1:3000/koogallery", local);
+        let config = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap();
+        assert!(config.warnings.iter().all(|w| !w.path.contains("routes")));
+    }
+}
+
+#[test]
+fn a_short_access_key_is_warned_about_without_showing_it() {
+    let config = Config::from_toml(EXAMPLE, Path::new("."), &env_with_key).unwrap();
+    let warning = config
+        .warnings
+        .iter()
+        .find(|w| w.path == "access_keys[0]")
+        .expect("a warning for the 11-character key");
+    assert!(warning.message.contains("11 characters"), "{warning:?}");
+    assert!(!warning.message.contains("example-key"), "{warning:?}");
+    let long = |name: &str| match name {
+        "KOOGATE_ACCESS_KEY" => Some("0f8e4c2a-5b6d-4e7f-8a9b-1c2d3e4f5a6b".to_owned()),
+        other => env_with_key(other),
+    };
+    let config = Config::from_toml(EXAMPLE, Path::new("."), &long).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn every_listener_needs_its_own_port() {
+    let text = format!("{EXAMPLE}\n[plain_http]\nlisten = \"0.0.0.0:9901\"\n");
+    let errors = Config::from_toml(&text, Path::new("."), &env_with_key).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "admin.listen");
+    assert!(
+        errors.0[0].message.contains("plain_http.listen"),
+        "{errors}"
+    );
 }

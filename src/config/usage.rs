@@ -43,11 +43,17 @@ pub struct RawUsage {
     pub max_queued_records: u64,
     #[serde(default = "d_batch")]
     pub batch_max_records: u64,
-    #[serde(default = "d_linger")]
+    #[serde(default = "d_linger", deserialize_with = "crate::config::duration::ms")]
     pub batch_linger_ms: u64,
-    #[serde(default = "d_retry_initial")]
+    #[serde(
+        default = "d_retry_initial",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub retry_initial_ms: u64,
-    #[serde(default = "d_retry_max")]
+    #[serde(
+        default = "d_retry_max",
+        deserialize_with = "crate::config::duration::ms"
+    )]
     pub retry_max_ms: u64,
     #[serde(default = "d_retention")]
     pub retention_days: u64,

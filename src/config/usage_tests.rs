@@ -172,3 +172,13 @@ fn usage_without_the_openapi_section_is_refused() {
         .replace("\nsk_env", "\n# sk_env");
     assert_eq!(paths(&text), ["usage"]);
 }
+
+#[test]
+fn the_usage_listener_may_not_share_a_port_with_another_listener() {
+    let text = example_with(&["listen", "token_env"])
+        .replace("listen = \"127.0.0.1:9902\"", "listen = \"127.0.0.1:9901\"");
+    let errors = usage(&text).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "usage.listen");
+    assert!(errors.0[0].message.contains("admin.listen"), "{errors}");
+}

@@ -6,11 +6,13 @@ pub(super) fn issue(path: impl Into<String>, message: impl Into<String>) -> Conf
     ConfigIssue {
         path: path.into(),
         message: message.into(),
+        location: None,
     }
 }
 
 pub(super) struct Validator<'a> {
     pub(super) issues: Vec<ConfigIssue>,
+    pub(super) warnings: Vec<ConfigIssue>,
     pub(super) base_dir: &'a Path,
     pub(super) env: &'a dyn Env,
 }
@@ -60,7 +62,6 @@ impl Validator<'_> {
             .as_ref()
             .map(|p| self.addr("plain_http.listen", &p.listen));
         let admin_listen = self.addr("admin.listen", &raw.admin.listen);
-        self.listeners_apart(server.listen, plain_http, admin_listen);
         let console = self.console_access(&raw.admin, admin_listen);
         let verify = VerifyConfig {
             timestamp_window: self.duration(
@@ -114,6 +115,21 @@ impl Validator<'_> {
         let log = self.log(&raw.log);
         let store = self.store(&raw.store);
         let usage = raw.usage.as_ref().map(|u| self.usage(&raw, u));
+        let listeners: Vec<(&str, SocketAddr)> = [
+            Some(("server.listen", server.listen)),
+            plain_http.map(|a| ("plain_http.listen", a)),
+            Some(("admin.listen", admin_listen)),
+            usage.as_ref().map(|u| ("usage.listen", u.listen)),
+            server
+                .certificates
+                .acme()
+                .and_then(|a| a.http01_listen)
+                .map(|a| ("acme.http01_listen", a)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.listeners_apart(&listeners);
         let reload = ReloadConfig {
             watch_files: raw.reload.watch_files,
             debounce: self.duration("reload.debounce_ms", raw.reload.debounce_ms, 10, 60_000),
@@ -166,6 +182,7 @@ impl Validator<'_> {
                 reload,
                 koogallery_api,
                 usage,
+                warnings: self.warnings,
             }),
             _ => Err(ConfigErrors(self.issues)),
         }
@@ -265,6 +282,9 @@ impl Validator<'_> {
                 ));
             }
             let url = self.route_url(&format!("{path}.url"), &route.url);
+            if let Some(url) = url.as_ref().filter(|u| u.scheme_str() == Some("http")) {
+                self.plain_http_upstream(&path, url, route.allow_plain_http);
+            }
             let timeout = match route.timeout_ms {
                 Some(ms) => self.duration(&format!("{path}.timeout_ms"), ms, 10, 4_900),
                 None => deadline,
@@ -361,6 +381,39 @@ impl Validator<'_> {
                 ));
                 None
             }
+        }
+    }
+
+    /// Decrypted buyer data (phone, email) must not cross a network in clear text: `http://` only to this host,
+    /// unless the route opts in (a private network path, a TLS-terminating mesh), and then with a warning.
+    fn plain_http_upstream(&mut self, path: &str, url: &http::Uri, allowed: bool) {
+        let host = url.host().unwrap_or_default();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+            || bare.eq_ignore_ascii_case("localhost")
+            || bare.to_ascii_lowercase().ends_with(".localhost");
+        if loopback {
+            return;
+        }
+        let clear = format!(
+            "`{url}` is plain HTTP to another host: the decrypted buyer data (phone, email) would cross the \
+             network in clear text"
+        );
+        if allowed {
+            self.warnings.push(issue(
+                format!("{path}.url"),
+                format!("{clear} (allowed by {path}.allow_plain_http)"),
+            ));
+        } else {
+            self.issues.push(issue(
+                format!("{path}.url"),
+                format!(
+                    "{clear}; use https:// (with ca_file for a private CA), or set \
+                     {path}.allow_plain_http = true if the path to that host is private"
+                ),
+            ));
         }
     }
 

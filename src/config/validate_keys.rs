@@ -5,6 +5,9 @@ use super::*;
 use crate::protocol::fields::{FieldCipher, InboundFields};
 use crate::secret::AccessKey;
 
+/// KooGallery's access keys are UUID-like (about 36 characters); a much shorter one is likely cut off when copied.
+const MIN_PLAUSIBLE_KEY_CHARS: usize = 16;
+
 impl Validator<'_> {
     pub(super) fn keys(&mut self, raw: &[RawAccessKey]) -> Option<AccessKeys> {
         if raw.is_empty() {
@@ -79,6 +82,16 @@ impl Validator<'_> {
                      keys never do; set it again without the surrounding whitespace",
                 )),
                 (Some(s), None) => {
+                    let length = s.chars().count();
+                    if length < MIN_PLAUSIBLE_KEY_CHARS {
+                        self.warnings.push(issue(
+                            path.clone(),
+                            format!(
+                                "the access key is only {length} characters; KooGallery's are about 36 (a UUID): \
+                                 check that the whole key was copied"
+                            ),
+                        ));
+                    }
                     let cipher = FieldCipher::from_name(&k.field_cipher).unwrap_or_else(|| {
                         self.issues.push(issue(
                             format!("{path}.field_cipher"),

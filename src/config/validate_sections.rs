@@ -12,31 +12,24 @@ app honours testFlag itself; `builtin` only when it cannot (KooGallery's probes 
 impl Validator<'_> {
     /// Two listeners on one port (the same address, or either on 0.0.0.0/::) cannot both bind: `run` would fail
     /// with "address in use". Port 0 (any free port, tests) never collides.
-    pub(super) fn listeners_apart(
-        &mut self,
-        server: std::net::SocketAddr,
-        plain_http: Option<std::net::SocketAddr>,
-        admin: std::net::SocketAddr,
-    ) {
+    /// No two listeners on one port (`0` asks the OS for a free one): `run` would fail to bind the second.
+    pub(super) fn listeners_apart(&mut self, listeners: &[(&str, std::net::SocketAddr)]) {
         let overlap = |a: std::net::SocketAddr, b: std::net::SocketAddr| {
             a.port() != 0
                 && a.port() == b.port()
                 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
         };
-        if overlap(admin, server) {
-            self.issues.push(issue(
-                "admin.listen",
-                format!("{admin} is the port of server.listen ({server}): give the admin endpoint its own port"),
-            ));
-        }
-        if let Some(plain) = plain_http {
-            for (other, name) in [(server, "server.listen"), (admin, "admin.listen")] {
-                if overlap(plain, other) {
-                    self.issues.push(issue(
-                        "plain_http.listen",
-                        format!("{plain} is the port of {name} ({other}): use a port of its own"),
-                    ));
-                }
+        for (i, (name, addr)) in listeners.iter().enumerate() {
+            if let Some((other, other_addr)) = listeners[..i]
+                .iter()
+                .find(|(_, earlier)| overlap(*addr, *earlier))
+            {
+                self.issues.push(issue(
+                    *name,
+                    format!(
+                        "{addr} is the port of {other} ({other_addr}): give each listener its own port"
+                    ),
+                ));
             }
         }
     }

@@ -38,11 +38,15 @@ impl Gateway {
             .ok()
             .map(|plain| self.store.seal(&plain)),
         };
+        // A call that failed after parsing (a decryption error, an unreachable upstream) has no normalised call:
+        // its ids as sent still let `koogate journal --order` find the attempt.
+        let ids = ctx.ids.clone().unwrap_or_default();
         let instance_id = response
             .instance_id
             .clone()
             .or_else(|| call.and_then(|c| c.instance_id.clone()))
-            .or_else(|| call.and_then(|c| c.instance_ids.as_ref().map(|ids| ids.join(","))));
+            .or_else(|| call.and_then(|c| c.instance_ids.as_ref().map(|ids| ids.join(","))))
+            .or(ids.instance_id);
         Some(JournalEntry {
             at: at.unwrap_or_default(),
             at_ms,
@@ -52,12 +56,15 @@ impl Gateway {
             result_code: response.result_code.as_str().to_owned(),
             reason: error.map(|e| e.reason().to_owned()),
             test_flag: ctx.test_flag,
-            order_id: call.and_then(|c| c.order_id.clone()),
-            order_line_id: call.and_then(|c| c.order_line_id.clone()),
+            order_id: call.and_then(|c| c.order_id.clone()).or(ids.order_id),
+            order_line_id: call
+                .and_then(|c| c.order_line_id.clone())
+                .or(ids.order_line_id),
             instance_id,
             from_record: ctx.from_record,
             latency_us: elapsed.as_micros() as u64,
             upstream_us: ctx.upstream_us,
+            traceparent: ctx.traceparent.clone(),
             sealed,
         })
     }

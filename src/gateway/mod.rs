@@ -85,6 +85,10 @@ struct CallContext {
     claim: Option<Claim>,
     /// The order lookup's outcome (`api`, `cache` or the failure reason), for the log line.
     order_lookup: Option<&'static str>,
+    /// The ids as sent, known once the call parses (the journal's, when the call fails later).
+    ids: Option<request::CallIds>,
+    /// The caller's valid W3C `traceparent`: logged, journalled and passed to the upstream.
+    traceparent: Option<String>,
 }
 
 impl Gateway {
@@ -255,8 +259,15 @@ impl Gateway {
         let request_id = new_request_id();
         self.metrics.in_flight.inc();
         let _in_flight = scopeguard(&self.metrics.in_flight);
-        let mut ctx = CallContext::default();
         let path = request.uri().path().to_owned();
+        let client_ip = request
+            .extensions()
+            .get::<crate::proxy::server::ClientAddr>()
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.0.ip().to_string());
+        let mut ctx = CallContext {
+            traceparent: crate::proxy::traceparent::from_headers(request.headers()),
+            ..CallContext::default()
+        };
 
         let outcome = self.process(request, &request_id, started, &mut ctx).await;
         let (mut response, mut error) = match outcome {
@@ -321,9 +332,12 @@ impl Gateway {
         let latency_us = elapsed.as_micros() as u64;
         let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
         let order_lookup = ctx.order_lookup.unwrap_or("none");
+        let traceparent = ctx.traceparent.as_deref();
         match &error {
             None => tracing::info!(
                 request_id,
+                client_ip,
+                traceparent,
                 activity,
                 generation,
                 result_code = code,
@@ -342,7 +356,7 @@ impl Gateway {
                 // Rate-limited per reason (a flood of forgeries is not a flood of lines); the metric stays exact.
                 match self.refusals.admit(e.reason(), Instant::now()) {
                     Some(suppressed) => {
-                        tracing::warn!(request_id, activity, generation, result_code = code,
+                        tracing::warn!(request_id, client_ip, traceparent, activity, generation, result_code = code,
                         test_flag, access_key, order_lookup, reason = e.reason(), error = %e, latency_us, suppressed, "refused")
                     }
                     None => self.metrics.refusal_lines_suppressed.inc(),
@@ -384,8 +398,10 @@ impl Gateway {
         ));
         let call = request::parse(&verified)?;
         ctx.activity = Some(call.activity);
+        ctx.ids = Some(call.ids());
         let key = self.config.keys.get(verified.key());
-        let call = call.normalise(request_id.to_owned(), key.field_key())?;
+        let mut call = call.normalise(request_id.to_owned(), key.field_key())?;
+        call.traceparent = ctx.traceparent.clone();
         ctx.test_flag = call.test_flag;
         let encrypt =
             (generation == Generation::V1 || key.encrypt_app_info()).then(|| key.field_key());

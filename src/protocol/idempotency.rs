@@ -79,6 +79,7 @@ mod tests {
             order: None,
             order_lookup: None,
             raw: Map::new(),
+            traceparent: None,
         }
     }
 

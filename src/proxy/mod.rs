@@ -6,5 +6,6 @@ pub mod http_errors;
 pub mod server;
 pub mod slots;
 pub mod tls;
+pub mod traceparent;
 pub mod upstream;
 pub mod upstream_auth;

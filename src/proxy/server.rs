@@ -102,6 +102,11 @@ pub async fn serve(
     }
 }
 
+/// The TCP peer of a request (a request extension): KooGallery's address, or the load balancer's behind
+/// `[plain_http]`. Only logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// One connection: the TLS handshake (with its timeout) when `tls`, then HTTP.
 async fn connection(
     stream: TcpStream,
@@ -113,8 +118,9 @@ async fn connection(
 ) {
     let snapshot = gateways.load_full();
     let limits = snapshot.config().server.clone();
+    let peer = stream.peer_addr().ok().map(ClientAddr);
     if !tls {
-        return serve_connection(stream, gateways, &limits, slot, watcher).await;
+        return serve_connection(stream, gateways, &limits, slot, watcher, peer).await;
     }
     let acceptor = TlsAcceptor::from(snapshot.tls());
     let started = std::time::Instant::now();
@@ -129,7 +135,7 @@ async fn connection(
                 .protocol_version()
                 .map_or("unknown", protocol_label);
             metrics.tls_handshakes.with_label_values(&[version]).inc();
-            serve_connection(tls_stream, gateways, &limits, slot, watcher).await;
+            serve_connection(tls_stream, gateways, &limits, slot, watcher, peer).await;
         }
         Ok(Err(e)) => {
             let reason = handshake_failure_reason(&e);
@@ -155,6 +161,7 @@ async fn serve_connection<IO>(
     limits: &ServerConfig,
     slot: Arc<Slot>,
     watcher: Watcher,
+    peer: Option<ClientAddr>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -168,9 +175,12 @@ async fn serve_connection<IO>(
         Box::new(move || http_errors::invalid_request(&answers.load())),
         Box::new(move || refusals.with_label_values(&["malformed_http"]).inc()),
     );
-    let service = service_fn(move |request: http::Request<_>| {
+    let service = service_fn(move |mut request: http::Request<_>| {
         // A connection that sent a request is KooGallery's (or at least speaks HTTP): no longer evictable.
         slot.activate();
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         let gateway = gateways.load_full();
         let method = request.method().clone();
         async move {

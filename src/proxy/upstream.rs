@@ -173,6 +173,13 @@ impl Upstreams {
             TEST_FLAG_HEADER,
             HeaderValue::from_static(if request.test_flag { "1" } else { "0" }),
         );
+        if let Some(value) = request
+            .traceparent
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            headers.insert(super::traceparent::HEADER, value);
+        }
         if let Some((timestamp, signature)) = signature {
             for (name, value) in [(TIMESTAMP_HEADER, timestamp), (SIGNATURE_HEADER, signature)] {
                 // Digits and lowercase hex: always valid header values.

@@ -132,6 +132,9 @@ pub struct UpstreamRequest {
     /// KooGallery's fields as parsed (V1: the query parameters without `authToken`), for anything the contract
     /// does not normalise. Encrypted fields stay encrypted here.
     pub raw: Map<String, Value>,
+    /// The caller's W3C `traceparent`, passed on as a header (not part of the body).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 /// Commercial terms of an order line; flattened into the request and into each `orders[]` entry.
@@ -264,7 +267,34 @@ pub fn parse(verified: &Verified) -> Result<Call, ParamError> {
     }
 }
 
+/// The ids of a call, for the journal and `koogate journal --order` even when the call fails after parsing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallIds {
+    pub order_id: Option<String>,
+    pub order_line_id: Option<String>,
+    pub instance_id: Option<String>,
+}
+
+/// Longer values are not ids (KooGallery's are a few dozen characters): not copied into the journal.
+const MAX_ID_LEN: usize = 128;
+
 impl Call {
+    /// `orderId`, `orderLineId` and `instanceId` as sent (never personal data), before any other check.
+    pub fn ids(&self) -> CallIds {
+        let id = |name: &str| {
+            self.raw
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_ID_LEN)
+                .map(str::to_owned)
+        };
+        CallIds {
+            order_id: id("orderId"),
+            order_line_id: id("orderLineId"),
+            instance_id: id("instanceId"),
+        }
+    }
+
     /// Checks the activity's mandatory fields, decrypts buyer fields with `key`, and builds the request.
     pub fn normalise(
         self,

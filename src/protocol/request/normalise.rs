@@ -89,6 +89,7 @@ pub(super) fn normalise(
         order: None,
         order_lookup: None,
         raw: Map::new(),
+        traceparent: None,
     };
     match activity {
         Activity::QueryInstance => request.instance_ids = Some(split_instance_ids(f)?),
@@ -338,6 +339,7 @@ fn nested_new_instance(
         order: None,
         order_lookup: None,
         raw: Map::new(),
+        traceparent: None,
     })
 }
 
