@@ -12,6 +12,7 @@ pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
 pub mod metrics;
