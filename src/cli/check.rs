@@ -424,9 +424,8 @@ fn redis_address(url: &str) -> Option<String> {
 fn redis_probe_target(url: &str) -> Option<(String, u16)> {
     let client = redis::Client::open(url).ok()?;
     match client.get_connection_info().addr() {
-        redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
-            Some((host.clone(), *port))
-        }
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
         other => {
             println!("probe: store.redis_url {other} is not a TCP address; not probed");
             None

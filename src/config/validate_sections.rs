@@ -144,10 +144,7 @@ impl Validator<'_> {
                         None
                     }
                 };
-                if url
-                    .as_deref()
-                    .is_some_and(|u| !redis_url_parses(u))
-                {
+                if url.as_deref().is_some_and(|u| !redis_url_parses(u)) {
                     self.issues
                         .push(issue("store.redis_url", "not a redis:// or rediss:// URL"));
                 }

@@ -98,7 +98,11 @@ pub enum Misfit {
 mod tests {
     use super::*;
 
-    fn issued() -> (CertificateDer<'static>, CertificateDer<'static>, PrivateKeyDer<'static>) {
+    fn issued() -> (
+        CertificateDer<'static>,
+        CertificateDer<'static>,
+        PrivateKeyDer<'static>,
+    ) {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -127,7 +131,10 @@ mod tests {
         assert_eq!(leaf.not_before, 157_766_400);
         assert_eq!(leaf.not_after, 67_090_118_400);
         assert!(facts(&ca).unwrap().is_ca);
-        assert_eq!(facts(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])), None);
+        assert_eq!(
+            facts(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])),
+            None
+        );
     }
 
     #[test]
@@ -153,7 +160,8 @@ mod tests {
             encrypted_key_format(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n"),
             Some("PKCS#8 ENCRYPTED PRIVATE KEY")
         );
-        let traditional = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n";
+        let traditional =
+            b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n";
         assert_eq!(
             encrypted_key_format(traditional),
             Some("PEM with Proc-Type: 4,ENCRYPTED")
