@@ -291,6 +291,62 @@ fn explain_tls_error(error: TlsError, cert: &str, key: &str) {
                 ("next:", pem_next),
             ],
         ),
+        TlsError::EncryptedKey {
+            path,
+            plain,
+            format,
+        } => problem(
+            "server.private_key_file",
+            &format!("the private key {path} is encrypted ({format})"),
+            &[
+                ("expected:", "an unencrypted PEM key: koogate starts unattended, with no passphrase to ask for"),
+                (
+                    "next:",
+                    &format!(
+                        "decrypt it once with `openssl pkey -in {path} -out {plain}` (it asks for the \
+                         passphrase), `chmod 600 {plain}`, and point server.private_key_file at it"
+                    ),
+                ),
+            ],
+        ),
+        TlsError::OldCertificate { version, .. } => problem(
+            "server.cert_chain_file",
+            &format!("the leaf certificate in {cert} is X.509 version {version}"),
+            &[
+                ("expected:", "a version 3 certificate: rustls (webpki) refuses v1 and v2 server certificates"),
+                (
+                    "next:",
+                    "re-issue it as v3 with a subjectAltName for the host (CA-issued certificates always are); \
+                     for a test certificate `openssl req -x509 -new -key KEY -subj /CN=HOST \
+                     -addext subjectAltName=DNS:HOST -days 365 -out CERT` (`openssl x509 -req` without an \
+                     -extfile writes v1)",
+                ),
+            ],
+        ),
+        TlsError::LeafNotFirst {
+            position,
+            count,
+            first_is_ca,
+            ..
+        } => problem(
+            "server.cert_chain_file",
+            &format!("the certificates in {cert} are in the wrong order (the leaf is not first)"),
+            &[
+                ("expected:", "the server's own (leaf) certificate first, then the intermediates that issued it"),
+                (
+                    "seen:",
+                    &format!(
+                        "the key in {key} belongs to certificate {position} of {count}{}",
+                        if first_is_ca { "; the first one is a CA certificate" } else { "" }
+                    ),
+                ),
+                (
+                    "next:",
+                    "put the leaf first (certbot's fullchain.pem is already in that order), e.g. \
+                     `cat leaf.pem intermediate.pem > fullchain.pem`",
+                ),
+            ],
+        ),
         TlsError::Rustls(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => problem(
             "server.private_key_file",
             "the private key does not match the certificate",
@@ -421,9 +477,35 @@ fn print_summary(config: &Config) {
 }
 
 /// `host:port` of a Redis URL, without the password it may carry.
+#[cfg(feature = "redis")]
 pub(super) fn redis_address(url: &str) -> Option<String> {
     let client = redis::Client::open(url).ok()?;
     Some(client.get_connection_info().addr().to_string())
+}
+
+/// The host and port `--probe-upstreams` connects to for Redis.
+#[cfg(feature = "redis")]
+fn redis_probe_target(url: &str) -> Option<(String, u16)> {
+    let client = redis::Client::open(url).ok()?;
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        other => {
+            println!("probe: store.redis_url {other} is not a TCP address; not probed");
+            None
+        }
+    }
+}
+
+/// Without the `redis` feature validation refuses a Redis store, so these are never reached.
+#[cfg(not(feature = "redis"))]
+pub(super) fn redis_address(_: &str) -> Option<String> {
+    None
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_probe_target(_: &str) -> Option<(String, u16)> {
+    None
 }
 
 /// A TCP connection to each route and to Redis; the connection is closed without sending anything.
@@ -444,16 +526,8 @@ async fn probe(config: &Config) -> bool {
         })
         .collect();
     if let StoreKind::Redis { url, .. } = &config.store.kind {
-        if let Ok(client) = redis::Client::open(url.as_str()) {
-            match client.get_connection_info().addr() {
-                redis::ConnectionAddr::Tcp(host, port)
-                | redis::ConnectionAddr::TcpTls { host, port, .. } => {
-                    targets.push(("store.redis_url".to_owned(), host.clone(), *port))
-                }
-                other => {
-                    println!("probe: store.redis_url {other} is not a TCP address; not probed")
-                }
-            }
+        if let Some((host, port)) = redis_probe_target(url) {
+            targets.push(("store.redis_url".to_owned(), host, port));
         }
     }
     let attempts: Vec<_> = targets

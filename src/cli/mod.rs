@@ -5,6 +5,7 @@ mod check_acme;
 mod field;
 mod journal;
 mod key;
+#[cfg(feature = "demo")]
 mod mock_openapi;
 mod order;
 mod run;
@@ -14,7 +15,6 @@ mod usage;
 
 use crate::config::LogFormat;
 use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
@@ -53,11 +53,13 @@ enum Command {
     Decrypt(field::FieldArgs),
     /// Look an order up in KooGallery's order query (signed with the IAM AK/SK) and print it normalised.
     Order(order::OrderArgs),
+    #[cfg(feature = "demo")]
     /// Serve a mock KooGallery OpenAPI (order query, usage-data) that verifies both signatures, for tests.
     MockOpenapi(mock_openapi::MockOpenApiArgs),
     /// The usage-records relay (pay-per-use products).
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    #[cfg(feature = "demo")]
     /// Start the gateway with a development certificate and a demo upstream, and send it signed calls.
     Demo {
         /// Where the development certificate and demo key are kept.
@@ -65,7 +67,7 @@ enum Command {
         dir: PathBuf,
         /// HTTPS address of the demo gateway.
         #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
         /// Keep serving after the demo calls, until Ctrl-C.
         #[arg(long)]
         serve: bool,
@@ -84,11 +86,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Encrypt(args) => field::encrypt(args),
         Command::Decrypt(args) => field::decrypt(args),
         Command::Order(args) => order::run(args).await,
+        #[cfg(feature = "demo")]
         Command::MockOpenapi(args) => {
             init_logging(LogFormat::Text, "warn");
             mock_openapi::run(args).await
         }
         Command::Usage(command) => usage::run(command).await,
+        #[cfg(feature = "demo")]
         Command::Demo { dir, listen, serve } => {
             init_logging(LogFormat::Text, "warn");
             crate::demo::run(crate::demo::DemoOptions { dir, listen, serve }).await?;

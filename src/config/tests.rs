@@ -492,3 +492,27 @@ fn every_listener_needs_its_own_port() {
         "{errors}"
     );
 }
+
+#[test]
+fn a_redis_store_is_refused_by_name_in_a_build_without_the_redis_feature() {
+    let text = EXAMPLE.replace(
+        "backend = \"local\"",
+        "backend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"",
+    );
+    let result = Config::from_toml(&text, Path::new("."), &env_with_key);
+    if cfg!(feature = "redis") {
+        assert!(result.is_ok(), "{:?}", result.err());
+    } else {
+        let errors = result.unwrap_err();
+        let issue = errors
+            .0
+            .iter()
+            .find(|issue| issue.path == "store.backend")
+            .expect("store.backend is reported");
+        assert!(
+            issue.message.contains("built without the `redis` feature"),
+            "{}",
+            issue.message
+        );
+    }
+}

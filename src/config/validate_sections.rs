@@ -113,6 +113,13 @@ impl Validator<'_> {
                 data_dir: self.base_dir.join(&raw.data_dir),
             },
             "redis" => {
+                if cfg!(not(feature = "redis")) {
+                    self.issues.push(issue(
+                        "store.backend",
+                        "this koogate was built without the `redis` feature: use `local` (one replica) or a \
+                         build with `--features redis` (the default)",
+                    ));
+                }
                 let url = match (&raw.redis_url, &raw.redis_url_env) {
                     (Some(url), None) => Some(url.clone()),
                     (None, Some(var)) => self.env.var(var).or_else(|| {
@@ -130,10 +137,7 @@ impl Validator<'_> {
                         None
                     }
                 };
-                if url
-                    .as_deref()
-                    .is_some_and(|u| redis::Client::open(u).is_err())
-                {
+                if url.as_deref().is_some_and(|u| !redis_url_parses(u)) {
                     self.issues
                         .push(issue("store.redis_url", "not a redis:// or rediss:// URL"));
                 }
@@ -236,4 +240,16 @@ impl Validator<'_> {
         }
         keys
     }
+}
+
+/// Whether `url` is a `redis://` or `rediss://` URL the Redis client accepts.
+#[cfg(feature = "redis")]
+fn redis_url_parses(url: &str) -> bool {
+    redis::Client::open(url).is_ok()
+}
+
+/// Without the `redis` feature the backend itself is refused; the URL is not looked at.
+#[cfg(not(feature = "redis"))]
+fn redis_url_parses(_: &str) -> bool {
+    true
 }

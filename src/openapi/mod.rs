@@ -8,6 +8,7 @@ pub mod cache;
 pub mod client;
 pub mod lookup;
 pub mod metrics;
+#[cfg(feature = "demo")]
 pub mod mock;
 pub mod order;
 pub mod sign;

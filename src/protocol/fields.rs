@@ -239,9 +239,9 @@ impl FieldKey {
     pub fn encrypt(&self, plaintext: &str) -> String {
         match self.cipher {
             FieldCipher::Aes256Cbc | FieldCipher::Aes128Cbc => {
-                let mut rng = rand::rng();
+                let mut rng = rand::thread_rng();
                 let iv: [u8; IV_LEN] =
-                    std::array::from_fn(|_| IV_ALPHABET[rng.random_range(0..IV_ALPHABET.len())]);
+                    std::array::from_fn(|_| IV_ALPHABET[rng.gen_range(0..IV_ALPHABET.len())]);
                 self.cbc_encrypt(&iv, plaintext)
             }
             FieldCipher::Aes256Gcm => self.encrypt_gcm_with_nonce(&rand::random(), plaintext),

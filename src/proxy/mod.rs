@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod certificate;
 pub mod http_errors;
 pub mod server;
 pub mod slots;

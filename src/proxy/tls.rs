@@ -1,5 +1,6 @@
 //! The server TLS configuration: rustls with TLS 1.2 and 1.3 only, certificate chain and key from PEM files.
 
+use super::certificate::{self, Misfit};
 use rustls::server::ServerConfig;
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::path::Path;
@@ -18,6 +19,32 @@ pub enum TlsError {
     Key {
         path: String,
         source: rustls_pki_types::pem::Error,
+    },
+    #[error(
+        "the private key {path} is encrypted ({format}): koogate reads only unencrypted keys; decrypt it once with \
+         `openssl pkey -in {path} -out {plain}` (it asks for the passphrase), keep the result 0600 and point \
+         server.private_key_file at it"
+    )]
+    EncryptedKey {
+        path: String,
+        plain: String,
+        format: &'static str,
+    },
+    #[error(
+        "the first certificate in {path} is X.509 version {version}: rustls (webpki) accepts only version 3 server \
+         certificates; re-issue it as v3 with a subjectAltName (a CA-issued certificate always is; for a self-signed \
+         one `openssl req -x509 -new -key KEY -subj /CN=HOST -addext subjectAltName=DNS:HOST -days 365 -out CERT`)"
+    )]
+    OldCertificate { path: String, version: u8 },
+    #[error(
+        "the certificates in {path} are in the wrong order: the key belongs to certificate {position} of {count}, \
+         but the server's own (leaf) certificate must come first, then the intermediates that issued it"
+    )]
+    LeafNotFirst {
+        path: String,
+        position: usize,
+        count: usize,
+        first_is_ca: bool,
     },
     #[error("certificate and key are not usable together")]
     Rustls(#[from] rustls::Error),
@@ -58,18 +85,60 @@ pub fn server_config(
             path: shown(cert_chain),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(private_key).map_err(|source| TlsError::Key {
-        path: shown(private_key),
-        source,
-    })?;
-
-    let mut config =
+    let key = read_key(private_key)?;
+    let builder =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+            .with_no_client_auth();
+    let mut config = match builder.with_single_cert(certs.clone(), key.clone_key()) {
+        Ok(config) => config,
+        // rustls says "key mismatch" or "bad certificate"; the certificates tell why.
+        Err(error) => {
+            return Err(match certificate::misfit(&certs, &key) {
+                Some(Misfit::OldVersion { version }) => TlsError::OldCertificate {
+                    path: shown(cert_chain),
+                    version,
+                },
+                Some(Misfit::LeafNotFirst {
+                    position,
+                    count,
+                    first_is_ca,
+                }) => TlsError::LeafNotFirst {
+                    path: shown(cert_chain),
+                    position,
+                    count,
+                    first_is_ca,
+                },
+                None => TlsError::Rustls(error),
+            })
+        }
+    };
     config.alpn_protocols = alpn(http2);
     Ok(Arc::new(config))
+}
+
+/// The private key in `path`; an encrypted one is named as such (rustls would only find no key in it).
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|e| TlsError::Key {
+        path: shown.clone(),
+        source: rustls_pki_types::pem::Error::Io(e),
+    })?;
+    if let Some(format) = certificate::encrypted_key_format(&pem) {
+        let plain = match shown.strip_suffix(".pem") {
+            Some(stem) => format!("{stem}.plain.pem"),
+            None => format!("{shown}.plain.pem"),
+        };
+        return Err(TlsError::EncryptedKey {
+            path: shown,
+            plain,
+            format,
+        });
+    }
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|source| TlsError::Key {
+        path: shown,
+        source,
+    })
 }
 
 /// The listener's TLS configuration under `[acme]`: certificates come from `resolver` (hot-swapped on renewal),
@@ -106,18 +175,19 @@ pub fn certificate_expiry(cert_chain: &Path) -> Option<i64> {
 
 /// The leaf certificate's `(notBefore, notAfter)` as Unix seconds.
 pub fn certificate_validity(cert_chain: &Path) -> Option<(i64, i64)> {
-    let leaf = CertificateDer::pem_file_iter(cert_chain)
-        .ok()?
-        .next()?
-        .ok()?;
-    leaf_validity(&leaf)
+    leaf_facts(cert_chain).map(|facts| (facts.not_before, facts.not_after))
 }
 
 /// A DER certificate's `(notBefore, notAfter)` as Unix seconds.
 pub fn leaf_validity(leaf: &CertificateDer<'_>) -> Option<(i64, i64)> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    Some((
-        parsed.validity().not_before.timestamp(),
-        parsed.validity().not_after.timestamp(),
-    ))
+    certificate::facts(leaf).map(|facts| (facts.not_before, facts.not_after))
+}
+
+/// The leaf certificate's facts (subject, validity, version), for start summaries and `check`.
+pub fn leaf_facts(cert_chain: &Path) -> Option<certificate::CertificateFacts> {
+    let leaf = CertificateDer::pem_file_iter(cert_chain)
+        .ok()?
+        .next()?
+        .ok()?;
+    certificate::facts(&leaf)
 }

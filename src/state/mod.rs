@@ -10,6 +10,7 @@
 pub mod journal;
 mod memory;
 pub mod migrate;
+#[cfg(feature = "redis")]
 mod redis;
 pub mod replay;
 pub mod seal;
@@ -34,6 +35,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A call's hold on an idempotency key across replicas (Redis).
 #[derive(Debug)]
+// Only the Redis backend makes and reads claims.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub struct Claim {
     key: String,
     /// Random per call: only the holder may release it.
@@ -235,6 +238,14 @@ impl StateStore {
                 migrate::migrate_if_needed(&data_dir, &*clock)?;
                 Box::new(wal(data_dir, true)?)
             }
+            #[cfg(not(feature = "redis"))]
+            StoreKind::Redis { .. } => {
+                return Err(StoreError::failed(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "this koogate was built without the `redis` feature",
+                )))
+            }
+            #[cfg(feature = "redis")]
             StoreKind::Redis {
                 url,
                 prefix,

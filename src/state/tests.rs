@@ -50,6 +50,9 @@ impl Drop for RedisServer {
 }
 
 fn redis_server() -> Option<RedisServer> {
+    if cfg!(not(feature = "redis")) {
+        return None;
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()

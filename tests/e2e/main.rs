@@ -5,6 +5,7 @@ mod support;
 mod acme;
 
 mod binary;
+mod certificates;
 mod cli;
 mod console;
 mod console_http;
