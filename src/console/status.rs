@@ -126,16 +126,12 @@ fn certificate(i: &Inputs<'_>) -> Table {
 fn leaf_subject(chain: &std::path::Path) -> Option<String> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let leaf = CertificateDer::pem_file_iter(chain).ok()?.next()?.ok()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let mut text = parsed.subject().to_string();
-    if let Ok(Some(san)) = parsed.subject_alternative_name() {
-        let names: Vec<String> = san
-            .value
-            .general_names
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        text = format!("{text} ({})", names.join(", "));
+    let mut text = crate::proxy::certificate::facts(&leaf)?.subject;
+    if let Ok(cert) = webpki::EndEntityCert::try_from(&leaf) {
+        let names: Vec<&str> = cert.valid_dns_names().collect();
+        if !names.is_empty() {
+            text = format!("{text} ({})", names.join(", "));
+        }
     }
     Some(text)
 }

@@ -124,64 +124,6 @@ pub fn read_new(
     Ok(out)
 }
 
-/// Where [`read_new`] continues: the log segment and the offset after the last complete entry read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cursor {
-    segment: u64,
-    offset: u64,
-}
-
-/// The log's entries matching `filter` written since `cursor` (all of them from the default cursor), oldest
-/// first; moves `cursor` past them. A half-written entry is left for the next call. For `koogate journal --follow`.
-pub fn read_new(
-    data_dir: &Path,
-    filter: &Filter,
-    cursor: &mut Cursor,
-) -> std::io::Result<Vec<JournalEntry>> {
-    let fs = RealFs;
-    let dir = data_dir.join("wal");
-    let mut out = Vec::new();
-    let first = cursor.segment;
-    for id in segment_ids(&fs, &dir)?
-        .into_iter()
-        .filter(|id| *id >= first)
-    {
-        let from = if id == cursor.segment {
-            cursor.offset
-        } else {
-            0
-        };
-        let scanned = scan(
-            &fs as &dyn Fs,
-            &segment_path(&dir, id),
-            from,
-            |_, _, payload| {
-                if let Ok(LogEntry {
-                    journal: Some(entry),
-                    ..
-                }) = serde_json::from_slice::<LogEntry>(payload)
-                {
-                    if filter.matches(&entry) {
-                        out.push(entry);
-                    }
-                }
-            },
-        );
-        match scanned {
-            Ok(end) => {
-                *cursor = Cursor {
-                    segment: id,
-                    offset: end,
-                }
-            }
-            // Expired and removed while being read.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
 /// Entries from a v1 store's daily JSON-lines files.
 pub(super) fn read_v1(dir: &Path, filter: &Filter) -> std::io::Result<Vec<JournalEntry>> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
