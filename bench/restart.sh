@@ -74,6 +74,9 @@ default_route = "app"
 [upstream.routes.app]
 url = "http://127.0.0.1:9/koogallery"
 
+[test_calls]
+mode = "forward"
+
 [store]
 backend = "local"
 data_dir = "$1"
