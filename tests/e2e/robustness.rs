@@ -56,7 +56,12 @@ proptest! {
     #[test]
     fn verified_bodies_of_any_shape_never_panic_the_normaliser(body in jsonish()) {
         let q = SignedQuery::parse(&v2::signed_query(b"key", "n", 1_000, body.as_bytes())).unwrap();
-        let verified = v2::verify(&keys(), q, bytes::Bytes::from(body), 1_000, Duration::from_secs(60)).unwrap();
+        let verified = match v2::verify(&keys(), q, bytes::Bytes::from(body), 1_000, Duration::from_secs(60)) {
+            Ok(verified) => verified,
+            // A body repeating a key is refused before anything reads it (the generator makes some).
+            Err(v2::AuthError::DuplicateJsonKey(_)) => return Ok(()),
+            Err(e) => panic!("a correctly signed body was refused: {e:?}"),
+        };
         if let Ok(call) = request::parse(&verified) {
             let _ = call.normalise("r".into(), &FieldKey::derive(b"key", FieldCipher::Aes256Cbc));
         }
