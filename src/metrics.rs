@@ -396,11 +396,12 @@ impl Metrics {
         }
     }
 
-    /// Creates `koogate_access_key_last_use_timestamp_seconds` at 0 for every configured key name (start, reload).
-    pub fn precreate_keys<'a>(&self, names: impl Iterator<Item = &'a str>) {
-        for name in names {
-            self.access_key_last_use.with_label_values(&[name]);
-        }
+    /// `koogate_access_key_last_use_timestamp_seconds` of every configured key name, in key order, created at 0
+    /// (start, reload): resolved once per snapshot, so the request path only sets a gauge.
+    pub fn key_last_use<'a>(&self, names: impl Iterator<Item = &'a str>) -> Vec<IntGauge> {
+        names
+            .map(|name| self.access_key_last_use.with_label_values(&[name]))
+            .collect()
     }
 
     /// Sets what runs before every render (replacing any earlier hook).

@@ -83,6 +83,13 @@ pub struct AccessKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyIndex(usize);
 
+impl KeyIndex {
+    /// The key's position in configuration order (what [`AccessKeys::iter`] counts).
+    pub fn position(self) -> usize {
+        self.0
+    }
+}
+
 impl AccessKeys {
     /// `None` when `keys` is empty: a gateway without a key cannot verify anything.
     pub fn new(keys: Vec<AccessKey>) -> Option<Self> {

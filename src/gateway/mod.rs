@@ -52,6 +52,8 @@ pub struct Gateway {
     /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
     orders: Option<crate::openapi::lookup::OrderLookup>,
     order_cache: Arc<crate::openapi::cache::OrderCache>,
+    /// `koogate_access_key_last_use_timestamp_seconds` per key, in key order (resolved per snapshot).
+    key_last_use: Vec<prometheus::IntGauge>,
 }
 
 /// What outlives a reload: the store, the in-flight keys and the call tasks.
@@ -158,7 +160,7 @@ impl Gateway {
         let order_cache = shared.order_cache;
         let acme = shared.acme;
         let tls = crate::proxy::tls::for_listener(&config.server, acme.clone())?;
-        metrics.precreate_keys(config.keys.iter().map(|(_, k)| k.name()));
+        let key_last_use = metrics.key_last_use(config.keys.iter().map(|(_, k)| k.name()));
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
         let orders = enrich::order_lookup(&config, &order_cache, &metrics, &clock)
@@ -176,6 +178,7 @@ impl Gateway {
             clock,
             orders,
             order_cache,
+            key_last_use,
         })
     }
 
@@ -314,10 +317,9 @@ impl Gateway {
         let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
         // The configured name of the key that verified the call (never the key): shows when a rotation is done.
         let access_key = if ctx.key.is_some() {
-            self.metrics
-                .access_key_last_use
-                .with_label_values(&[key.name()])
-                .set((self.clock.now_ms() / 1000) as i64);
+            if let Some(gauge) = ctx.key.and_then(|k| self.key_last_use.get(k.position())) {
+                gauge.set((self.clock.now_ms() / 1000) as i64);
+            }
             key.name()
         } else {
             "none"
