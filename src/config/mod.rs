@@ -188,6 +188,15 @@ impl UpstreamConfig {
     pub fn route_for(&self, activity: Activity) -> &RouteConfig {
         &self.routes[self.route_index(activity)]
     }
+
+    /// Index into `routes` of the route a call goes to: the sandbox route for a debugging call (`testFlag=1`) when
+    /// `test_calls` is `sandbox`, else its activity's route.
+    pub fn call_route(&self, activity: Activity, test_flag: bool) -> usize {
+        match self.test_calls {
+            TestCalls::Sandbox(sandbox) if test_flag => sandbox,
+            _ => self.route_index(activity),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

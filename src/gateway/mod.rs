@@ -17,7 +17,7 @@ use crate::protocol::request;
 use crate::protocol::request::UpstreamRequest;
 use crate::protocol::response::{build_response, parse_answer, KooResponse};
 use crate::protocol::{body_sign, Activity, Generation};
-use crate::proxy::upstream::{Upstreams, REQUEST_ID_HEADER};
+use crate::proxy::upstream::{Outbound, Upstreams, REQUEST_ID_HEADER};
 use crate::secret::KeyIndex;
 use crate::state::{Claim, Commit, Record, StateStore, StoreSettings};
 use anyhow::Context;
@@ -439,7 +439,22 @@ impl Gateway {
             }
             _ => {
                 let now_ms = self.clock.now_ms();
-                self.upstreams.forward(&call, deadline, now_ms).await?
+                let route = self
+                    .config
+                    .upstream
+                    .call_route(call.activity, call.test_flag);
+                // Serialising the derived contract struct cannot fail.
+                let body = serde_json::to_vec(&call).unwrap_or_default();
+                let outbound = Outbound {
+                    body: Bytes::from(body),
+                    request_id: &call.request_id,
+                    activity: call.activity,
+                    test_flag: call.test_flag,
+                    traceparent: call.traceparent.as_deref(),
+                };
+                self.upstreams
+                    .forward(route, outbound, deadline, now_ms)
+                    .await?
             }
         };
         ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);

@@ -3,7 +3,7 @@
 use super::upstream_auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::{RouteConfig, UpstreamConfig};
 use crate::metrics::Metrics;
-use crate::protocol::request::UpstreamRequest;
+use crate::protocol::Activity;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,6 +20,16 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const ACTIVITY_HEADER: &str = "x-koogate-activity";
 /// `1` on KooGallery debugging calls (`testFlag=1`), `0` otherwise.
 pub const TEST_FLAG_HEADER: &str = "x-koogate-test-flag";
+
+/// One call as it goes to the app: the normalised JSON body (the gateway serialises it) and what goes into headers.
+pub struct Outbound<'a> {
+    pub body: Bytes,
+    pub request_id: &'a str,
+    pub activity: Activity,
+    pub test_flag: bool,
+    /// The caller's valid W3C `traceparent`, passed on.
+    pub traceparent: Option<&'a str>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -109,22 +119,20 @@ impl Upstreams {
         })
     }
 
-    /// POSTs the normalised request to its activity's route and returns the answer body, all before `deadline`
-    /// (and the route's own timeout). `now_ms` (Unix milliseconds) timestamps koogate's signature, if configured.
+    /// POSTs `call` to route `route` (an index into [`UpstreamConfig::routes`], see
+    /// [`UpstreamConfig::call_route`]) and returns the answer body, all before `deadline` (and the route's own
+    /// timeout). `now_ms` (Unix milliseconds) timestamps koogate's signature, if configured.
     pub async fn forward(
         &self,
-        request: &UpstreamRequest,
+        route: usize,
+        call: Outbound<'_>,
         deadline: Instant,
         now_ms: u64,
     ) -> Result<Bytes, UpstreamError> {
-        let index = match self.config.test_calls {
-            crate::config::TestCalls::Sandbox(sandbox) if request.test_flag => sandbox,
-            _ => self.config.route_index(request.activity),
-        };
-        let route = &self.routes[index];
+        let route = &self.routes[route];
         let started = Instant::now();
         let deadline = deadline.min(started + route.config.timeout);
-        let result = tokio::time::timeout_at(deadline, self.exchange(route, request, now_ms))
+        let result = tokio::time::timeout_at(deadline, self.exchange(route, call, now_ms))
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         let labels = [route.config.name.as_str()];
@@ -144,11 +152,10 @@ impl Upstreams {
     async fn exchange(
         &self,
         route: &Route,
-        request: &UpstreamRequest,
+        call: Outbound<'_>,
         now_ms: u64,
     ) -> Result<Bytes, UpstreamError> {
-        // Serialising the derived contract struct cannot fail.
-        let body = serde_json::to_vec(request).unwrap_or_default();
+        let body = call.body;
         let signature = self
             .config
             .signature_key
@@ -159,23 +166,22 @@ impl Upstreams {
             .uri(route.config.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|_| UpstreamError::Body)?;
         let headers = http_request.headers_mut();
-        if let Ok(id) = HeaderValue::from_str(&request.request_id) {
+        if let Ok(id) = HeaderValue::from_str(call.request_id) {
             headers.insert(REQUEST_ID_HEADER, id);
         }
         headers.insert(
             ACTIVITY_HEADER,
-            HeaderValue::from_static(request.activity.name()),
+            HeaderValue::from_static(call.activity.name()),
         );
         headers.insert(
             TEST_FLAG_HEADER,
-            HeaderValue::from_static(if request.test_flag { "1" } else { "0" }),
+            HeaderValue::from_static(if call.test_flag { "1" } else { "0" }),
         );
-        if let Some(value) = request
+        if let Some(value) = call
             .traceparent
-            .as_deref()
             .and_then(|t| HeaderValue::from_str(t).ok())
         {
             headers.insert(super::traceparent::HEADER, value);
