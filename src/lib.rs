@@ -25,6 +25,7 @@ pub mod reload;
 pub mod secret;
 pub mod simulate;
 pub mod state;
+pub mod upstream;
 pub mod usage;
 
 use anyhow::Context;

@@ -2,7 +2,7 @@
 
 use crate::gateway::error::GatewayError;
 use crate::protocol::{Activity, Generation, ResultCode};
-use crate::proxy::upstream::UpstreamError;
+use crate::upstream::UpstreamError;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,

@@ -161,7 +161,7 @@ pub struct UpstreamConfig {
     /// Where debugging calls (`testFlag=1`) go.
     pub test_calls: TestCalls,
     /// Signs every upstream request when set.
-    pub signature_key: Option<crate::proxy::upstream_auth::UpstreamSigningKey>,
+    pub signature_key: Option<crate::upstream::auth::UpstreamSigningKey>,
 }
 
 /// What KooGallery's debugging calls and lifecycle probes (`testFlag=1`) reach.

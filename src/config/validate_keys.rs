@@ -153,8 +153,8 @@ impl Validator<'_> {
     pub(super) fn upstream_signature_key(
         &mut self,
         raw: &RawUpstream,
-    ) -> Option<crate::proxy::upstream_auth::UpstreamSigningKey> {
-        use crate::proxy::upstream_auth::{UpstreamSigningKey, MIN_SECRET_BYTES};
+    ) -> Option<crate::upstream::auth::UpstreamSigningKey> {
+        use crate::upstream::auth::{UpstreamSigningKey, MIN_SECRET_BYTES};
         let (path, secret) = match (&raw.signature_key_env, &raw.signature_key_file) {
             (None, None) => return None,
             (Some(var), None) => (

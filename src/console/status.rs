@@ -6,9 +6,9 @@ use super::tail::{accepted, Tail};
 use super::view::{latency_us, time_ms, when, Cell, Table, Tone};
 use crate::config::{Config, TestCalls};
 use crate::protocol::Activity;
-use crate::proxy::upstream::UpstreamError;
 use crate::state::journal::JournalEntry;
 use crate::state::StoreKind;
+use crate::upstream::UpstreamError;
 
 /// Fewer days left than this on the certificate is a warning (Let's Encrypt renews at 30).
 const CERT_WARN_DAYS: i64 = 21;

@@ -5,9 +5,9 @@ use crate::protocol::response::{AnswerError, KooResponse};
 use crate::protocol::v2::AuthError;
 use crate::protocol::ResultCode;
 use crate::proxy::body::BodyError;
-use crate::proxy::upstream::UpstreamError;
 use crate::state::replay::ReplayError;
 use crate::state::StoreError;
+use crate::upstream::UpstreamError;
 
 /// Every failure on the request path. The mappings below are exhaustive matches without a catch-all arm, so a new
 /// variant forces a decision about its result code and metric label.

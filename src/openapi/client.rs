@@ -3,7 +3,7 @@
 use super::sign::{self, SignInput};
 use crate::clock::Clock;
 use crate::config::KooGalleryApiConfig;
-use crate::proxy::upstream::{tls_client_config, BuildError};
+use crate::upstream::{tls_client_config, BuildError};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};

@@ -1,4 +1,4 @@
-//! Network plumbing: TLS, listeners and connections, request bodies, the upstream client, the admin endpoint.
+//! Network plumbing: TLS, listeners and connections, request bodies, the admin endpoint.
 
 pub mod admin;
 pub mod body;
@@ -8,5 +8,3 @@ pub mod server;
 pub mod slots;
 pub mod tls;
 pub mod traceparent;
-pub mod upstream;
-pub mod upstream_auth;

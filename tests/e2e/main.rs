@@ -32,6 +32,7 @@ mod startup;
 mod store;
 mod tls;
 mod upstream_auth;
+mod upstream_connections;
 mod upstream_failures;
 mod usage;
 mod v1;
