@@ -40,7 +40,7 @@ pub struct Conn {
 pub enum ExchangeError {
     /// The connection closed before any byte of the request was written: `request` can go on another connection.
     NotSent {
-        request: Request<Full<Bytes>>,
+        request: Box<Request<Full<Bytes>>>,
         error: hyper::Error,
     },
     /// The request may have reached the app (written, or partly): it must not be sent again.
@@ -86,6 +86,7 @@ impl Conn {
         let Self { sender, driver, .. } = self;
         let sent = drive(driver, async {
             if let Err(error) = sender.ready().await {
+                let request = Box::new(request);
                 return Err(ExchangeError::NotSent { request, error });
             }
             sender
@@ -93,7 +94,7 @@ impl Conn {
                 .await
                 .map_err(|mut e| match e.take_message() {
                     Some(request) => ExchangeError::NotSent {
-                        request,
+                        request: Box::new(request),
                         error: e.into_error(),
                     },
                     None => ExchangeError::Failed(e.into_error()),

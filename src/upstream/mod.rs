@@ -234,7 +234,7 @@ impl Upstreams {
             Err(ExchangeError::NotSent { request, .. }) if reused => {
                 drop(conn);
                 conn = pool.connect().await.map_err(UpstreamError::Unreachable)?;
-                conn.exchange(request, limit).await
+                conn.exchange(*request, limit).await
             }
             answer => answer,
         };
@@ -261,7 +261,7 @@ impl Upstreams {
 
 impl Route {
     fn new(name: &str, url: &Uri, timeout: std::time::Duration) -> Result<Self, BuildError> {
-        let host = url.host().ok_or(BuildError::NoHost)?;
+        let host = url.host().ok_or(BuildError::Url)?;
         let default_port = if url.scheme_str() == Some("https") {
             443
         } else {
@@ -275,11 +275,11 @@ impl Route {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .parse::<Uri>()
-            .map_err(|_| BuildError::NoHost)?;
+            .map_err(|_| BuildError::Url)?;
         let mut headers = HeaderMap::with_capacity(10);
         headers.insert(
             header::HOST,
-            HeaderValue::from_str(&host).map_err(|_| BuildError::NoHost)?,
+            HeaderValue::from_str(&host).map_err(|_| BuildError::Url)?,
         );
         headers.insert(
             header::CONTENT_TYPE,

@@ -26,7 +26,7 @@ struct Connector {
 impl Connector {
     fn new(config: &UpstreamConfig, route: &RouteConfig) -> Result<Self, BuildError> {
         let url = &route.url;
-        let host = url.host().ok_or(BuildError::NoHost)?;
+        let host = url.host().ok_or(BuildError::Url)?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')

@@ -22,8 +22,8 @@ pub enum BuildError {
     },
     #[error("TLS client configuration failed")]
     Tls(#[from] rustls::Error),
-    #[error("the route URL has no host")]
-    NoHost,
+    #[error("the route URL has no usable host or path")]
+    Url,
     #[error("the route host is not a valid TLS server name")]
     ServerName(#[from] rustls_pki_types::InvalidDnsNameError),
 }
