@@ -61,6 +61,8 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub tls_handshakes: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
+    /// Completed handshakes that resumed an earlier session (a ticket or a session id); also in `tls_handshakes`.
+    pub tls_resumed_handshakes: IntCounter,
     /// Replay keys remembered, by generation (in-memory cache; Redis keeps its own).
     pub replay_cache_entries: IntGaugeVec,
     /// The replay cache's limit, by generation: calls of that generation fail closed at it.
@@ -155,6 +157,10 @@ impl Metrics {
                 "Completed TLS handshakes, by protocol version",
             ),
             &["protocol"],
+        )?;
+        let tls_resumed_handshakes = IntCounter::new(
+            "koogate_tls_resumed_handshakes_total",
+            "Completed TLS handshakes that resumed an earlier session (also counted in koogate_tls_handshakes_total)",
         )?;
         let tls_handshake_failures = IntCounterVec::new(
             Opts::new(
@@ -268,6 +274,7 @@ impl Metrics {
         }
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_accepted.clone()))?;
+        registry.register(Box::new(tls_resumed_handshakes.clone()))?;
         let connections_evicted = IntCounter::new(
             "koogate_connections_evicted_total",
             "Connections that had not sent a request, closed to make room for a new one at the limit",
@@ -352,6 +359,7 @@ impl Metrics {
             connections_open,
             tls_handshakes,
             tls_handshake_failures,
+            tls_resumed_handshakes,
             replay_cache_entries,
             replay_cache_capacity,
             store_records,

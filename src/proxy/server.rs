@@ -135,6 +135,9 @@ async fn connection(
                 .protocol_version()
                 .map_or("unknown", protocol_label);
             metrics.tls_handshakes.with_label_values(&[version]).inc();
+            if tls_stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                metrics.tls_resumed_handshakes.inc();
+            }
             serve_connection(tls_stream, gateways, &limits, slot, watcher, peer).await;
         }
         Ok(Err(e)) => {

@@ -4,7 +4,10 @@ use super::certificate::{self, Misfit};
 use rustls::server::ServerConfig;
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// TLS 1.2 sessions remembered by id for callers without ticket support (about 200 bytes each).
+const SESSION_CACHE_ENTRIES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -114,7 +117,32 @@ pub fn server_config(
         }
     };
     config.alpn_protocols = alpn(http2);
+    resume(&mut config);
     Ok(Arc::new(config))
+}
+
+/// Session resumption for callers that reconnect per call (KooGallery opens a connection per call): TLS 1.3 and
+/// 1.2 session tickets, plus a TLS 1.2 session-id cache. One ticketer and one cache serve every server
+/// configuration the process builds, so a session taken before a reload (which builds a new `ServerConfig`)
+/// resumes after it. The ticketer's keys are random per process and rotate every 6 hours (rustls' `Ticketer`).
+struct Resumption {
+    /// `None` if the system's random generator failed at the first use: full handshakes only.
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+    cache: Arc<dyn rustls::server::StoresServerSessions>,
+}
+
+fn resume(config: &mut ServerConfig) {
+    static SHARED: OnceLock<Resumption> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| Resumption {
+        ticketer: rustls::crypto::ring::Ticketer::new()
+            .inspect_err(|e| tracing::warn!(error = %e, "no TLS session tickets"))
+            .ok(),
+        cache: rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+    });
+    config.session_storage = shared.cache.clone();
+    if let Some(ticketer) = &shared.ticketer {
+        config.ticketer = ticketer.clone();
+    }
 }
 
 /// The private key in `path`; an encrypted one is named as such (rustls would only find no key in it).
@@ -156,6 +184,7 @@ pub fn server_config_with_resolver(
     config
         .alpn_protocols
         .push(crate::acme::ACME_TLS_ALPN.to_vec());
+    resume(&mut config);
     Ok(Arc::new(config))
 }
 

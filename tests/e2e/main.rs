@@ -31,6 +31,7 @@ mod simulate;
 mod startup;
 mod store;
 mod tls;
+mod tls_resumption;
 mod upstream_auth;
 mod upstream_connections;
 mod upstream_failures;
