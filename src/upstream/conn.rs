@@ -30,8 +30,9 @@ type Driver = Connection<TokioIo<Stream>, Full<Bytes>>;
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
     /// `None` once the connection future has completed (closed or failed); dropping it closes the socket and hands
-    /// back a request that was queued but never written.
-    driver: Option<Driver>,
+    /// back a request that was queued but never written. Boxed: it is large (buffers, state), and a `Conn` moves
+    /// between the idle stack and the calls' futures.
+    driver: Option<Box<Driver>>,
     /// When it was last put back on the idle stack.
     pub idle_since: Instant,
 }
@@ -57,7 +58,7 @@ impl Conn {
             .await?;
         Ok(Self {
             sender,
-            driver: Some(driver),
+            driver: Some(Box::new(driver)),
             idle_since: Instant::now(),
         })
     }
@@ -69,7 +70,7 @@ impl Conn {
             return false;
         };
         let mut cx = Context::from_waker(Waker::noop());
-        if Pin::new(driver).poll(&mut cx).is_ready() {
+        if Pin::new(&mut **driver).poll(&mut cx).is_ready() {
             self.driver = None;
             return false;
         }
@@ -114,11 +115,11 @@ impl Conn {
 
 /// Runs `work` while polling the connection future, in this task. When the connection future completes first it
 /// is dropped, which settles whatever `work` waits for (a queued request comes back unsent, a body ends).
-async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
+async fn drive<F: Future>(driver: &mut Option<Box<Driver>>, work: F) -> F::Output {
     let mut work = pin!(work);
     poll_fn(|cx| {
         if let Some(connection) = driver.as_mut() {
-            if Pin::new(connection).poll(cx).is_ready() {
+            if Pin::new(&mut **connection).poll(cx).is_ready() {
                 *driver = None;
             }
         }

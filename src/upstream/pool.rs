@@ -75,8 +75,8 @@ impl Connector {
 /// One route's connector and idle connections.
 pub struct Pool {
     connector: Connector,
-    /// Most recently used last. Boxed: a connection is large and moves between the stack and calls.
-    idle: Mutex<Vec<Box<Conn>>>,
+    /// Most recently used last.
+    idle: Mutex<Vec<Conn>>,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -92,13 +92,13 @@ impl Pool {
     }
 
     /// A new connection (TCP connect within the connect timeout, then TLS for https routes).
-    pub async fn connect(&self) -> Result<Box<Conn>, ConnectionError> {
-        self.connector.connect().await.map(Box::new)
+    pub async fn connect(&self) -> Result<Conn, ConnectionError> {
+        self.connector.connect().await
     }
 
     /// The most recently used idle connection that is still open and not expired; the others met on the way are
     /// closed.
-    pub fn take_idle(&self) -> Option<Box<Conn>> {
+    pub fn take_idle(&self) -> Option<Conn> {
         loop {
             let mut conn = self.lock().pop()?;
             if conn.idle_since.elapsed() >= self.idle_timeout {
@@ -115,7 +115,7 @@ impl Pool {
 
     /// Puts `conn` (its last answer read whole) back for reuse, unless it closed or the stack is full. Returns
     /// whether it was kept.
-    pub fn put(&self, mut conn: Box<Conn>) -> bool {
+    pub fn put(&self, mut conn: Conn) -> bool {
         if self.max_idle == 0 || !conn.is_usable() {
             return false;
         }
@@ -135,14 +135,14 @@ impl Pool {
             .iter()
             .position(|c| now.duration_since(c.idle_since) < self.idle_timeout)
             .unwrap_or(idle.len());
-        let expired: Vec<Box<Conn>> = idle.drain(..fresh).collect();
+        let expired: Vec<Conn> = idle.drain(..fresh).collect();
         let next = idle.first().map(|c| c.idle_since + self.idle_timeout);
         drop(idle);
         drop(expired);
         next
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<Conn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
         // The stack holds no invariant a panic could break.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
