@@ -74,6 +74,8 @@ pub struct Metrics {
     pub handshake_duration: Histogram,
     /// Calls answered from an idempotency record without calling the upstream.
     pub idempotency_hits: IntCounter,
+    /// Calls whose client went away mid-call and that finished in a tracked task of their own.
+    pub calls_detached: IntCounter,
     /// Configuration reloads by result (`success`, `failure`).
     pub config_reloads: IntCounterVec,
     pub config_last_reload_success: IntGauge,
@@ -175,6 +177,11 @@ impl Metrics {
             "Calls answered from an idempotency record without calling the upstream",
         )?;
         registry.register(Box::new(idempotency_hits.clone()))?;
+        let calls_detached = IntCounter::new(
+            "koogate_calls_detached_total",
+            "Calls whose client went away before the answer; they finished (recorded, journalled) in a task of their own",
+        )?;
+        registry.register(Box::new(calls_detached.clone()))?;
         let config_reloads = IntCounterVec::new(
             Opts::new(
                 "koogate_config_reloads_total",
@@ -360,6 +367,7 @@ impl Metrics {
             ready,
             handshake_duration,
             idempotency_hits,
+            calls_detached,
             config_reloads,
             config_last_reload_success,
             certificate_expiry,

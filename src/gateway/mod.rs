@@ -4,6 +4,7 @@
 
 mod auth;
 mod call;
+mod detach;
 mod enrich;
 pub mod error;
 mod journal;
@@ -206,25 +207,11 @@ impl Gateway {
 
     /// Answers one HTTP request. Always HTTP 200 with a signed KooGallery body.
     ///
-    /// The call runs in its own task, so it completes — the upstream's answer recorded and journalled — even if
-    /// KooGallery closes the connection first (it gives up after 5 s): otherwise its retry would reach the app
-    /// again.
+    /// The call runs inline in the connection's task. If the client goes away first (KooGallery gives up after
+    /// 5 s) the rest of the call moves into a tracked task, so it still completes — the upstream's answer recorded
+    /// and journalled — and KooGallery's retry does not reach the app again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let path = request.uri().path().to_owned();
-        let gateway = self.clone();
-        match self
-            .tasks
-            .spawn(async move { gateway.answer(request).await })
-            .await
-        {
-            Ok(response) => response,
-            Err(_) => {
-                // Only a bug can get here (the task panicked); still answer KooGallery properly.
-                tracing::error!("request task failed");
-                let (body, signature) =
-                    self.unauthenticated_answer(&path, crate::protocol::ResultCode::InternalError);
-                respond::signed_response(body, signature, "", false)
-            }
-        }
+        let (tasks, detached) = (self.tasks.clone(), self.metrics.calls_detached.clone());
+        detach::Detachable::new(async move { self.answer(request).await }, tasks, detached).await
     }
 }

@@ -1,4 +1,5 @@
-//! Store v2 defects, each with a test that failed before: shutdown waits for calls whose client went away,
+//! Store v2 defects, each with a test that failed before: shutdown waits for calls whose client went away (and
+//! such a call still records its answer while the gateway runs),
 //! `000004` is never replayed as final, and a rotated journal key still opens old records.
 
 use crate::support::*;
@@ -40,6 +41,36 @@ async fn shutdown_waits_for_a_call_whose_client_went_away_so_its_retry_is_dedupl
     retry.assert_code("000000");
     assert_eq!(retry.json()["instanceId"], "inst-late");
     assert_eq!(upstream.count(), 1, "the retry did not reach the app again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_client_hung_up_finishes_detached_and_its_retry_gets_the_record() {
+    let upstream = Upstream::start(Behaviour::Slow(
+        Duration::from_millis(400),
+        r#"{"instanceId":"inst-gone"}"#.into(),
+    ))
+    .await;
+    let gateway = TestGateway::start(&upstream).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        gateway.client().send(&v2_new_instance("GONE-1")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the client gave up first");
+    // The retry waits for the abandoned call, which still holds its idempotency key, then finds its record.
+    let retry = gateway.client().send(&v2_new_instance("GONE-1")).await;
+    retry.assert_code("000000");
+    assert_eq!(retry.json()["instanceId"], "inst-gone");
+    assert_eq!(
+        retry
+            .headers
+            .get("x-koogate-from-record")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(upstream.count(), 1, "the retry did not reach the app again");
+    let metrics = gateway.metrics().await;
+    assert_eq!(metric(&metrics, "koogate_calls_detached_total"), 1.0);
 }
 
 #[tokio::test]
