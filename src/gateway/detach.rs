@@ -4,6 +4,7 @@
 
 use prometheus::IntCounter;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio_util::task::TaskTracker;
@@ -11,7 +12,8 @@ use tokio_util::task::TaskTracker;
 type Call<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A call's future that, if dropped unfinished, spawns what is left of it into `tasks` (which shutdown waits for).
-/// Boxing is the only cost on the usual path: no task, no cross-thread wake-up.
+/// Boxing is the only cost on the usual path: no task, no cross-thread wake-up. A panic (a bug) is caught and
+/// returned as `Err`, as a task's would be, so the caller can still answer.
 pub(super) struct Detachable<T: Send + 'static> {
     call: Option<Call<T>>,
     tasks: TaskTracker,
@@ -33,14 +35,19 @@ impl<T: Send + 'static> Detachable<T> {
 }
 
 impl<T: Send + 'static> Future for Detachable<T> {
-    type Output = T;
+    type Output = std::thread::Result<T>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(call) = self.call.as_mut() else {
             // Polled after completion: a caller bug; never finishes rather than panicking.
             return Poll::Pending;
         };
-        let output = std::task::ready!(call.as_mut().poll(cx));
+        let output = match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(value)) => Ok(value),
+            Err(panic) => Err(panic),
+        };
+        // Finished or panicked: nothing is left to detach.
         self.call = None;
         Poll::Ready(output)
     }
@@ -75,9 +82,26 @@ mod tests {
     async fn a_finished_call_is_not_detached() {
         let (tasks, detached) = (TaskTracker::new(), IntCounter::new("d", "d").unwrap());
         let output = Detachable::new(async { 7 }, tasks.clone(), detached.clone()).await;
-        assert_eq!(output, 7);
+        assert_eq!(output.ok(), Some(7));
         assert_eq!(detached.get(), 0);
         assert!(tasks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_is_an_error_not_a_dead_connection() {
+        let (tasks, detached) = (TaskTracker::new(), IntCounter::new("d", "d").unwrap());
+        let call = async {
+            if detached_in_test() {
+                panic!("a bug");
+            }
+        };
+        let output = Detachable::new(call, tasks, detached.clone()).await;
+        assert!(output.is_err());
+        assert_eq!(detached.get(), 0);
+    }
+
+    fn detached_in_test() -> bool {
+        true
     }
 
     #[tokio::test]

@@ -212,6 +212,18 @@ impl Gateway {
     /// and journalled — and KooGallery's retry does not reach the app again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (tasks, detached) = (self.tasks.clone(), self.metrics.calls_detached.clone());
-        detach::Detachable::new(async move { self.answer(request).await }, tasks, detached).await
+        let path = request.uri().path().to_owned();
+        let gateway = self.clone();
+        let call = async move { gateway.answer(request).await };
+        match detach::Detachable::new(call, tasks, detached).await {
+            Ok(response) => response,
+            Err(_) => {
+                // Only a bug can get here (the call panicked); still answer KooGallery properly.
+                tracing::error!("request failed");
+                let (body, signature) =
+                    self.unauthenticated_answer(&path, crate::protocol::ResultCode::InternalError);
+                respond::signed_response(body, signature, "", false)
+            }
+        }
     }
 }
