@@ -1,6 +1,7 @@
 //! Secrets (access keys) held in types that never print and are wiped on drop.
 
 use crate::protocol::fields::{FieldCipher, FieldKey, InboundFields};
+use crate::protocol::mac::PreparedKey;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -9,6 +10,8 @@ use zeroize::Zeroizing;
 pub struct AccessKey {
     name: String,
     secret: Zeroizing<Vec<u8>>,
+    /// The secret's HMAC key schedule, computed once (V2 signatures and `Body-Sign` on every call).
+    hmac: PreparedKey,
     /// The product's sensitive-information key, derived once.
     field_key: FieldKey,
     /// V2 only: encrypt `appInfo.userName`/`password` in answers (V1 always does).
@@ -23,6 +26,7 @@ impl AccessKey {
         let field_key = FieldKey::derive(&secret, FieldCipher::Aes256Cbc);
         Self {
             name: name.into(),
+            hmac: PreparedKey::new(&secret),
             secret,
             field_key,
             encrypt_app_info: false,
@@ -57,6 +61,11 @@ impl AccessKey {
     /// The raw key bytes, for HMAC only.
     pub fn expose(&self) -> &[u8] {
         &self.secret
+    }
+
+    /// The key prepared for HMAC-SHA256 (what V2 signatures and `Body-Sign` are computed with).
+    pub fn hmac(&self) -> &PreparedKey {
+        &self.hmac
     }
 }
 

@@ -201,7 +201,7 @@ impl Gateway {
             .config
             .keys
             .get(self.config.keys.for_unauthenticated(path));
-        let signature = body_sign::header_value(key.expose(), &body);
+        let signature = body_sign::header_value_prepared(key.hmac(), &body);
         (body, signature)
     }
 

@@ -102,7 +102,7 @@ impl Gateway {
             }
             None => "none",
         };
-        let signature = body_sign::header_value(key.expose(), &body);
+        let signature = body_sign::header_value_prepared(key.hmac(), &body);
         Signed {
             body,
             signature,

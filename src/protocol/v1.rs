@@ -226,7 +226,7 @@ pub fn verify(
     let over = |params: &[(String, String)]| {
         let message = canonical_message(params);
         matching_key(keys, &query.auth_token, |key| {
-            auth_token(key, &query.time_stamp, &message)
+            auth_token(key.expose(), &query.time_stamp, &message)
         })
     };
     let (key, params) = match over(&query.params) {

@@ -6,10 +6,10 @@
 //! ```
 
 use super::canonical_json::{self, DuplicateKey};
-use super::mac::hmac_sha256;
+use super::mac::{hmac_sha256, PreparedKey};
 use super::query::{self, QueryError};
 use super::verified::{Payload, SignedForm, Verified};
-use crate::secret::{AccessKeys, KeyIndex};
+use crate::secret::{AccessKey, AccessKeys, KeyIndex};
 use bytes::Bytes;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -108,16 +108,21 @@ pub fn payload_mac(key: &[u8], body: &[u8]) -> [u8; 32] {
 
 /// The 32-byte V2 signature of a call.
 pub fn signature(key: &[u8], nonce: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    let inner = hex::encode(payload_mac(key, body));
-    hmac_sha256(
-        key,
-        &[
-            key,
-            nonce.as_bytes(),
-            timestamp.as_bytes(),
-            inner.as_bytes(),
-        ],
-    )
+    signature_prepared(&PreparedKey::new(key), key, nonce, timestamp, body)
+}
+
+/// [`signature`] with the key's HMAC schedule computed once (`prepared` is `key` prepared); both MACs clone it.
+fn signature_prepared(
+    prepared: &PreparedKey,
+    key: &[u8],
+    nonce: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> [u8; 32] {
+    let mut inner = [0u8; 64];
+    // Cannot fail: 32 bytes are 64 hex digits.
+    let _ = hex::encode_to_slice(prepared.mac(&[body]), &mut inner);
+    prepared.mac(&[key, nonce.as_bytes(), timestamp.as_bytes(), &inner])
 }
 
 /// The query string KooGallery would send for `body` (lowercase hex signature).
@@ -149,7 +154,13 @@ pub fn verify(
     canonical_json::check_unique_keys(&body)?;
     let over = |bytes: &[u8]| {
         matching_key(keys, &query.signature, |key| {
-            signature(key, &query.nonce, &query.timestamp, bytes)
+            signature_prepared(
+                key.hmac(),
+                key.expose(),
+                &query.nonce,
+                &query.timestamp,
+                bytes,
+            )
         })
     };
     let (key, form) = match over(&body) {
@@ -189,11 +200,11 @@ pub(super) fn check_freshness(
 pub(super) fn matching_key(
     keys: &AccessKeys,
     presented: &[u8; 32],
-    expected: impl Fn(&[u8]) -> [u8; 32],
+    expected: impl Fn(&AccessKey) -> [u8; 32],
 ) -> Result<KeyIndex, AuthError> {
     let mut matched = None;
     for (index, key) in keys.iter() {
-        if bool::from(expected(key.expose()).ct_eq(presented)) && matched.is_none() {
+        if bool::from(expected(key).ct_eq(presented)) && matched.is_none() {
             matched = Some(index);
         }
     }
