@@ -16,9 +16,21 @@ pub(super) struct CallMeta {
     pub started: Instant,
     pub request_id: String,
     pub path: String,
-    pub client_ip: String,
+    pub client_ip: ClientIp,
     /// The caller's valid W3C `traceparent`: logged, journalled and passed to the upstream.
     pub traceparent: Option<String>,
+}
+
+/// The peer's address as logged (`unknown` when the listener did not say), formatted only when a line is written.
+pub(super) struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl std::fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
 }
 
 /// What is known about a call, on success and on failure: it picks the signing key and labels, logs and journals

@@ -2,7 +2,7 @@
 
 use super::call::{CallMeta, Finished};
 use super::Gateway;
-use crate::protocol::request::UpstreamRequest;
+use crate::protocol::request::{CallIds, UpstreamRequest};
 use crate::protocol::timefmt::rfc3339;
 use crate::state::journal::JournalEntry;
 
@@ -37,13 +37,15 @@ impl Gateway {
         };
         // A call that failed after parsing (a decryption error, an unreachable upstream) has no normalised call:
         // its ids as sent still let `koogate journal --order` find the attempt.
-        let ids = known.ids.clone().unwrap_or_default();
+        let sent = |id: fn(&CallIds) -> &Option<String>| {
+            known.ids.as_ref().and_then(|ids| id(ids).clone())
+        };
         let instance_id = response
             .instance_id
             .clone()
             .or_else(|| call.and_then(|c| c.instance_id.clone()))
             .or_else(|| call.and_then(|c| c.instance_ids.as_ref().map(|ids| ids.join(","))))
-            .or(ids.instance_id);
+            .or_else(|| sent(|ids| &ids.instance_id));
         Some(JournalEntry {
             at: at.unwrap_or_default(),
             at_ms,
@@ -53,10 +55,12 @@ impl Gateway {
             result_code: response.result_code.as_str().to_owned(),
             reason: finished.error.as_ref().map(|e| e.reason().to_owned()),
             test_flag: known.test_flag,
-            order_id: call.and_then(|c| c.order_id.clone()).or(ids.order_id),
+            order_id: call
+                .and_then(|c| c.order_id.clone())
+                .or_else(|| sent(|ids| &ids.order_id)),
             order_line_id: call
                 .and_then(|c| c.order_line_id.clone())
-                .or(ids.order_line_id),
+                .or_else(|| sent(|ids| &ids.order_line_id)),
             instance_id,
             from_record: finished.from_record,
             latency_us: meta.started.elapsed().as_micros() as u64,

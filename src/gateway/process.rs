@@ -114,11 +114,7 @@ impl Gateway {
 
     fn count_signature_form(&self, generation: Generation, verified: &Verified) {
         if generation == Generation::V2 {
-            let form = verified.signed_form().name();
-            self.metrics
-                .v2_signature_forms
-                .with_label_values(&[form])
-                .inc();
+            self.metrics.count_signature_form(verified.signed_form());
         }
     }
 

@@ -1,7 +1,7 @@
 //! The outer step of the request path: runs the inner one, then finishes the call in named steps — commit →
 //! release → sign → log — and turns it into the signed HTTP answer KooGallery gets.
 
-use super::call::{Answered, CallMeta, Failed, Finished, Held};
+use super::call::{Answered, CallMeta, ClientIp, Failed, Finished, Held};
 use super::error::GatewayError;
 use super::Gateway;
 use crate::protocol::body_sign;
@@ -59,15 +59,7 @@ impl Gateway {
             entry,
         };
         let committed = self.store.commit(commit, self.clock.now_ms()).await;
-        let result = if committed.is_ok() {
-            "success"
-        } else {
-            "failure"
-        };
-        self.metrics
-            .journal_writes
-            .with_label_values(&[result])
-            .inc();
+        self.metrics.count_journal_write(committed.is_ok());
         if let Err(e) = committed {
             finished.fail(GatewayError::Store(e));
         }
@@ -116,7 +108,7 @@ impl Gateway {
         let elapsed = meta.started.elapsed();
         let code = finished.response.result_code;
         self.metrics.record_call(known.activity, code, elapsed);
-        let (request_id, client_ip) = (meta.request_id.as_str(), meta.client_ip.as_str());
+        let (request_id, client_ip) = (meta.request_id.as_str(), &meta.client_ip);
         let traceparent = meta.traceparent.as_deref();
         let activity = known.activity.map_or("unknown", Activity::name);
         let generation = known.generation.map_or("unknown", Generation::name);
@@ -128,7 +120,7 @@ impl Gateway {
             let from_record = finished.from_record;
             tracing::info!(
                 request_id,
-                client_ip,
+                client_ip = %client_ip,
                 traceparent,
                 activity,
                 generation,
@@ -143,10 +135,10 @@ impl Gateway {
             return;
         };
         let reason = e.reason();
-        self.metrics.rejections.with_label_values(&[reason]).inc();
+        self.metrics.count_rejection(reason);
         match self.refusals.admit(reason, Instant::now()) {
             Some(suppressed) => {
-                tracing::warn!(request_id, client_ip, traceparent, activity, generation,
+                tracing::warn!(request_id, client_ip = %client_ip, traceparent, activity, generation,
                 result_code, test_flag, access_key, order_lookup, reason, error = %e, latency_us, suppressed,
                 "refused")
             }
@@ -202,12 +194,12 @@ impl CallMeta {
         let client_ip = request
             .extensions()
             .get::<crate::proxy::server::ClientAddr>()
-            .map_or_else(|| "unknown".to_owned(), |peer| peer.0.ip().to_string());
+            .map(|peer| peer.0.ip());
         Self {
             started: Instant::now(),
             request_id: new_request_id(),
             path: request.uri().path().to_owned(),
-            client_ip,
+            client_ip: ClientIp(client_ip),
             traceparent: crate::proxy::traceparent::from_headers(request.headers()),
         }
     }
