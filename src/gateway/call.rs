@@ -3,10 +3,10 @@
 
 use super::error::GatewayError;
 use super::single_flight::KeyGuard;
+use crate::protocol::keys::KeyIndex;
 use crate::protocol::request::{CallIds, UpstreamRequest};
 use crate::protocol::response::KooResponse;
 use crate::protocol::{Activity, Generation};
-use crate::secret::KeyIndex;
 use crate::state::replay::ReplayKey;
 use crate::state::{Claim, Record};
 use tokio::time::Instant;

@@ -5,11 +5,11 @@
 //! authToken = base64(HMAC-SHA256(accessKey + timeStamp, message))
 //! ```
 
+use super::auth::{check_freshness, matching_key, AuthError};
+use super::keys::AccessKeys;
 use super::mac::hmac_sha256;
 use super::query::QueryError;
-use super::v2::{check_freshness, matching_key, AuthError};
 use super::verified::{Payload, Verified};
-use crate::secret::AccessKeys;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use percent_encoding::percent_decode_str;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! so code that takes `&Verified` (replay check, decryption, normalisation) cannot run on unauthenticated input.
 
 use super::activity::Generation;
-use crate::secret::KeyIndex;
+use super::keys::KeyIndex;
 use bytes::Bytes;
 use sha2::Digest;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::protocol::fields::FieldCipher;
+use crate::protocol::keys::{AccessKey, AccessKeys};
 use crate::protocol::v1::{self, V1Query};
 use crate::protocol::v2::{signed_query, verify, SignedQuery};
-use crate::secret::{AccessKey, AccessKeys};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::Bytes;
 use serde_json::json;
