@@ -132,7 +132,7 @@ if [ "$aarch64" = 1 ]; then
       -addext subjectAltName=DNS:saas.example.com >/dev/null 2>&1
     cp config/koogate.example.toml "$check_dir/koogate.toml"
     (cd "$check_dir" && KOOGATE_ACCESS_KEY=test-access-key-0001 KOOGATE_JOURNAL_KEY=$(openssl rand -hex 32) \
-      qemu-aarch64-static "$arm_binary" check --config koogate.toml)
+      qemu-aarch64-static "$OLDPWD/$arm_binary" check --config koogate.toml)
     rm -rf "$check_dir"
   else
     echo "note: no qemu-aarch64-static: the aarch64 binary was built but not run here"
