@@ -180,7 +180,10 @@ impl Upstreams {
             TEST_FLAG_HEADER,
             HeaderValue::from_static(if call.test_flag { "1" } else { "0" }),
         );
-        if let Some(value) = call.traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
+        if let Some(value) = call
+            .traceparent
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
             headers.insert(super::traceparent::HEADER, value);
         }
         if let Some((timestamp, signature)) = signature {
