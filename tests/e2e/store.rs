@@ -124,3 +124,133 @@ async fn after_a_journal_key_rotation_old_records_still_open() {
     assert_eq!(retry.json()["instanceId"], first.json()["instanceId"]);
     assert_eq!(upstream.count(), 1);
 }
+
+/// A small tmpfs the test mounts (root only), so the data directory can really run out of space.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self { path, _dir: dir })
+    }
+
+    /// Writes a file until the file system refuses (no space left).
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.path.join("filler")).unwrap();
+        let block = vec![7u8; 4096];
+        let error = loop {
+            if let Err(e) = filler.write_all(&block) {
+                break e;
+            }
+        };
+        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC expected: {error}");
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+async fn ready(admin: std::net::SocketAddr) -> bool {
+    client::admin_get(admin, "/readyz")
+        .await
+        .is_ok_and(|(status, _)| status == 200)
+}
+
+async fn wait_ready(admin: std::net::SocketAddr, want: bool) {
+    let started = std::time::Instant::now();
+    while ready(admin).await != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "readiness never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn notify(order: &str) -> Call {
+    Call::json(
+        &json!({"activity":"orderNotify","orderId":order,"orderLineId":format!("{order}-1")}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_makes_readyz_false_and_calls_a_signed_000005_until_space_returns() {
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!("skipped: mounting a small tmpfs needs root (CAP_SYS_ADMIN)");
+        return;
+    };
+    let upstream = Upstream::start(Behaviour::Unique).await;
+    let mut options = Options::new(&upstream);
+    options.store_toml = format!(
+        "backend = \"local\"\ndata_dir = \"{}\"\njournal_key_env = \"TEST_JOURNAL_KEY\"",
+        disk.path.join("data").display()
+    );
+    let gateway = TestGateway::start_with(options).await;
+    wait_ready(gateway.admin, true).await;
+    gateway
+        .client()
+        .send(&notify("DISK-0"))
+        .await
+        .assert_code("000000");
+
+    // No space left: the log's write fails, the call is answered (signed) 000005 and readiness drops. The
+    // segment's last page may still take a frame or two, so send until the disk refuses one.
+    disk.fill();
+    let mut refused = None;
+    for i in 1..=20 {
+        let reply = gateway.client().send(&notify(&format!("DISK-{i}"))).await;
+        if reply.code() != "000000" {
+            refused = Some(reply);
+            break;
+        }
+    }
+    refused
+        .expect("a call on a full disk")
+        .assert_code("000005");
+    assert!(
+        !ready(gateway.admin).await,
+        "unready after the failed write"
+    );
+    // It stays unready while the disk is full, with no call arriving (the writer probes every second).
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!ready(gateway.admin).await, "ready again on a full disk");
+    }
+    assert!(
+        metric(
+            &gateway.metrics().await,
+            r#"koogate_rejections_total{reason="store_failed"}"#
+        ) >= 1.0
+    );
+
+    // Space returns: readiness comes back by itself and calls succeed again.
+    disk.free();
+    wait_ready(gateway.admin, true).await;
+    gateway
+        .client()
+        .send(&notify("DISK-AFTER"))
+        .await
+        .assert_code("000000");
+}
