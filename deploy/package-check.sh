@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n--> %s\n' "$*"; }
 fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-bash deploy/release.sh
+# Without the aarch64 binary (a second release build, ~8 CPU-minutes): deploy/release.sh builds it by default.
+KOOGATE_AARCH64=${KOOGATE_AARCH64:-0} bash deploy/release.sh
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 deb=target/artefacts/koogate_${version}-1_amd64.deb
 

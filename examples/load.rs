@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// What the bench's calls carry (like `bench/gen_requests.py`): one debugging order, so every call after the first
 /// is answered from the idempotency record.
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
                     return anyhow::Ok(failures);
                 }
                 let body = BODY;
-                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+                let now = koogate::clock::unix_ms();
                 let nonce = format!("{run:08x}{n:024x}");
                 let query =
                     koogate::protocol::v2::signed_query(&args.key, &nonce, now, body.as_bytes());

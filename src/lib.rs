@@ -160,7 +160,9 @@ pub async fn run_with(
         resolver.clone(),
     )
     .context("cannot start the gateway")?;
-    metrics.config_last_reload_success.set(unix_seconds());
+    metrics
+        .config_last_reload_success
+        .set(clock::unix_seconds());
     gateway.publish_certificate_expiry();
     let readiness = Readiness::depending_on(gateway.store_health());
     let current: CurrentGateway = Arc::new(ArcSwap::from_pointee(gateway));
@@ -260,11 +262,4 @@ pub async fn run_with(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics, registered into a registry owned by the caller (no globals, so tests get fresh ones).
 
 use crate::gateway::error::GatewayError;
+use crate::protocol::verified::SignedForm;
 use crate::protocol::{Activity, Generation, ResultCode};
 use crate::upstream::UpstreamError;
 use prometheus::{
@@ -40,12 +41,24 @@ struct CallSeries {
     durations: Vec<Histogram>,
 }
 
+/// The other per-call series, resolved once: the request path never looks a label up.
+#[derive(Clone)]
+struct HotSeries {
+    /// By [`SignedForm::index`].
+    signature_forms: [IntCounter; 2],
+    /// `[success, failure]`.
+    journal_writes: [IntCounter; 2],
+    /// Every reason of [`GatewayError::all_reasons`], in that order.
+    rejections: Vec<(&'static str, IntCounter)>,
+}
+
 type RenderHook = Box<dyn Fn() + Send + Sync>;
 
 /// Every metric koogate exports. Label values come only from enums and configured route names.
 #[derive(Clone)]
 pub struct Metrics {
     calls: CallSeries,
+    hot: HotSeries,
     /// Runs before each render, to update gauges computed from state (the replay cache's size).
     before_render: Arc<Mutex<Option<RenderHook>>>,
     registry: Registry,
@@ -76,6 +89,8 @@ pub struct Metrics {
     pub handshake_duration: Histogram,
     /// Calls answered from an idempotency record without calling the upstream.
     pub idempotency_hits: IntCounter,
+    /// Calls whose client went away mid-call and that finished in a tracked task of their own.
+    pub calls_detached: IntCounter,
     /// Configuration reloads by result (`success`, `failure`).
     pub config_reloads: IntCounterVec,
     pub config_last_reload_success: IntGauge,
@@ -181,6 +196,11 @@ impl Metrics {
             "Calls answered from an idempotency record without calling the upstream",
         )?;
         registry.register(Box::new(idempotency_hits.clone()))?;
+        let calls_detached = IntCounter::new(
+            "koogate_calls_detached_total",
+            "Calls whose client went away before the answer; they finished (recorded, journalled) in a task of their own",
+        )?;
+        registry.register(Box::new(calls_detached.clone()))?;
         let config_reloads = IntCounterVec::new(
             Opts::new(
                 "koogate_config_reloads_total",
@@ -215,9 +235,6 @@ impl Metrics {
             &["form"],
         )?;
         registry.register(Box::new(v2_signature_forms.clone()))?;
-        for form in ["raw", "canonical"] {
-            v2_signature_forms.with_label_values(&[form]);
-        }
         let replay_cache_entries = IntGaugeVec::new(
             Opts::new(
                 "koogate_replay_cache_entries",
@@ -342,12 +359,20 @@ impl Metrics {
         }
         for result in ["success", "failure"] {
             config_reloads.with_label_values(&[result]);
-            journal_writes.with_label_values(&[result]);
         }
+        let hot = HotSeries {
+            signature_forms: [SignedForm::Raw, SignedForm::Canonical]
+                .map(|form| v2_signature_forms.with_label_values(&[form.name()])),
+            journal_writes: ["success", "failure"].map(|r| journal_writes.with_label_values(&[r])),
+            rejections: GatewayError::all_reasons()
+                .map(|reason| (reason, rejections.with_label_values(&[reason])))
+                .collect(),
+        };
         let openapi = crate::openapi::metrics::OpenApiMetrics::register(&registry)?;
         Ok(Self {
             openapi,
             calls,
+            hot,
             before_render: Arc::default(),
             registry,
             requests,
@@ -368,6 +393,7 @@ impl Metrics {
             ready,
             handshake_duration,
             idempotency_hits,
+            calls_detached,
             config_reloads,
             config_last_reload_success,
             certificate_expiry,
@@ -392,6 +418,25 @@ impl Metrics {
         let slot = activity.map_or(Activity::ALL.len(), Activity::index);
         self.calls.requests[slot][code.index()].inc();
         self.calls.durations[slot].observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a verified V2 call by the bytes its signature matched.
+    pub fn count_signature_form(&self, form: SignedForm) {
+        self.hot.signature_forms[form.index()].inc();
+    }
+
+    /// Counts a durable commit of a call's record and journal entry.
+    pub fn count_journal_write(&self, success: bool) {
+        self.hot.journal_writes[usize::from(!success)].inc();
+    }
+
+    /// Counts a refused or failed call by its reason (one of [`GatewayError::all_reasons`]).
+    pub fn count_rejection(&self, reason: &'static str) {
+        match self.hot.rejections.iter().find(|(r, _)| *r == reason) {
+            Some((_, counter)) => counter.inc(),
+            // A reason missing from the list (a bug, caught by a test) still counts.
+            None => self.rejections.with_label_values(&[reason]).inc(),
+        }
     }
 
     /// Creates `koogate_upstream_failures_total` at 0 for every configured route and reason (called whenever
@@ -449,5 +494,29 @@ impl Metrics {
         // Encoding into a Vec only fails on invalid metric families, which registration already rejected.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_resolved_series_count_under_their_labels() {
+        let metrics = Metrics::new().unwrap();
+        metrics.count_signature_form(SignedForm::Canonical);
+        metrics.count_journal_write(false);
+        for reason in GatewayError::all_reasons() {
+            metrics.count_rejection(reason);
+        }
+        let text = metrics.render();
+        assert!(text.contains("koogate_v2_signature_forms_total{form=\"canonical\"} 1"));
+        assert!(text.contains("koogate_v2_signature_forms_total{form=\"raw\"} 0"));
+        assert!(text.contains("koogate_journal_writes_total{result=\"failure\"} 1"));
+        assert!(text.contains("koogate_journal_writes_total{result=\"success\"} 0"));
+        for reason in GatewayError::all_reasons() {
+            let series = format!("koogate_rejections_total{{reason=\"{reason}\"}} 1");
+            assert!(text.contains(&series), "{series}");
+        }
     }
 }

@@ -32,12 +32,9 @@ pub fn apply(current: &CurrentGateway, reload: &Reload) {
             gateway.publish_certificate_expiry();
             current.store(Arc::new(gateway));
             metrics.config_reloads.with_label_values(&["success"]).inc();
-            metrics.config_last_reload_success.set(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0),
-            );
+            metrics
+                .config_last_reload_success
+                .set(crate::clock::unix_seconds());
             tracing::info!(config = %reload.path.display(), "configuration and certificates reloaded");
         }
         Err(e) => {

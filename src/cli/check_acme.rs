@@ -53,9 +53,7 @@ pub fn check(acme: &AcmeConfig) -> bool {
         "no account yet (registered on first start)"
     };
     println!("acme: state in {state} ({account})");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::unix_seconds();
     match crate::acme::stored_certificate(acme, now) {
         Ok(Some((not_before, not_after))) => println!(
             "acme: stored certificate valid until {} (renewal from {})",

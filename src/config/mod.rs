@@ -34,8 +34,8 @@ pub mod koogallery_api_defaults {
         Duration::from_secs(super::koogallery_api::DEFAULT_ORDER_CACHE_TTL_SECONDS);
 }
 
+use crate::protocol::keys::AccessKeys;
 use crate::protocol::Activity;
-use crate::secret::AccessKeys;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

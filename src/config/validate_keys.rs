@@ -3,7 +3,7 @@
 use super::validate::{issue, Validator};
 use super::*;
 use crate::protocol::fields::{FieldCipher, InboundFields};
-use crate::secret::AccessKey;
+use crate::protocol::keys::AccessKey;
 
 /// KooGallery's access keys are UUID-like (about 36 characters); a much shorter one is likely cut off when copied.
 const MIN_PLAUSIBLE_KEY_CHARS: usize = 16;

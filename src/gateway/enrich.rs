@@ -1,7 +1,8 @@
 //! The order-lookup step of the request path: V2 calls of the enriched activities get `order` (or, with
 //! `on_failure = "forward"`, `orderLookup`) before they are forwarded.
 
-use super::{CallContext, Gateway, GatewayError};
+use super::error::GatewayError;
+use super::Gateway;
 use crate::clock::Clock;
 use crate::config::{Config, OnFailure, TestCalls};
 use crate::metrics::Metrics;
@@ -60,16 +61,16 @@ pub(super) fn order_lookup(
 }
 
 impl Gateway {
-    /// Adds the order to an enriched call. Calls answered by the built-in test responder, V1 calls, EU nested
-    /// calls (which carry their order inline) and other activities pass unchanged.
+    /// Adds the order to an enriched call, with the lookup's outcome for the log line. Calls answered by the
+    /// built-in test responder, V1 calls, EU nested calls (which carry their order inline) and other activities
+    /// pass unchanged.
     pub(super) async fn enrich(
         &self,
         mut call: UpstreamRequest,
         deadline: Instant,
-        ctx: &mut CallContext,
-    ) -> Result<UpstreamRequest, GatewayError> {
+    ) -> (Option<&'static str>, Result<UpstreamRequest, GatewayError>) {
         let (Some(orders), Some(api)) = (&self.orders, &self.config.koogallery_api) else {
-            return Ok(call);
+            return (None, Ok(call));
         };
         let builtin =
             matches!(self.config.upstream.test_calls, TestCalls::Builtin { .. }) && call.test_flag;
@@ -78,10 +79,10 @@ impl Gateway {
             || call.orders.is_some()
             || builtin
         {
-            return Ok(call);
+            return (None, Ok(call));
         }
         let Some(order_id) = call.order_id.clone() else {
-            return Ok(call);
+            return (None, Ok(call));
         };
         let budget = api
             .order_lookup_budget
@@ -91,17 +92,16 @@ impl Gateway {
             .await
         {
             Ok((order, source)) => {
-                ctx.order_lookup = Some(source.label());
                 call.order = Some(order);
-                Ok(call)
+                (Some(source.label()), Ok(call))
             }
             Err(failure) => {
-                ctx.order_lookup = Some(failure.reason());
+                let reason = Some(failure.reason());
                 match api.on_failure {
-                    OnFailure::Retry => Err(GatewayError::OrderLookup(failure)),
+                    OnFailure::Retry => (reason, Err(GatewayError::OrderLookup(failure))),
                     OnFailure::Forward => {
                         call.order_lookup = Some(LookupStatus::failed(&failure));
-                        Ok(call)
+                        (reason, Ok(call))
                     }
                 }
             }

@@ -1,35 +1,34 @@
-//! The request path. [`Gateway::handle`] (outer) times the call, records metrics, logs once and turns any error
-//! into a signed KooGallery answer; [`Gateway::process`] (inner) is the protocol pipeline, one step per line.
+//! The request path's state: one [`Gateway`] per configuration snapshot, and [`Gateway::handle`], its entry.
+//! The outer step (`respond.rs`) times the call, commits, signs and logs it; the inner one (`process.rs`) is the
+//! protocol pipeline, one step per line; `call.rs` holds the values they exchange.
 
 mod auth;
+mod call;
+mod detach;
 mod enrich;
 pub mod error;
 mod journal;
+mod process;
 mod refusal_log;
+mod respond;
 mod single_flight;
 mod test_responder;
 
 use crate::clock::Clock;
-use crate::config::{Config, TestCalls};
+use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::protocol::idempotency;
-use crate::protocol::request;
-use crate::protocol::request::UpstreamRequest;
-use crate::protocol::response::{build_response, parse_answer, KooResponse};
-use crate::protocol::{body_sign, Activity, Generation};
-use crate::secret::KeyIndex;
-use crate::state::{Claim, Commit, Record, StateStore, StoreSettings};
-use crate::upstream::{Outbound, Upstreams, REQUEST_ID_HEADER};
+use crate::protocol::body_sign;
+use crate::protocol::response::KooResponse;
+use crate::state::{StateStore, StoreSettings};
+use crate::upstream::Upstreams;
 use anyhow::Context;
 use bytes::Bytes;
-use error::GatewayError;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use refusal_log::RefusalLog;
-use single_flight::{KeyGuard, KeyLocks};
+use single_flight::KeyLocks;
 use std::sync::Arc;
-use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 /// Everything the request path needs: one snapshot of the configuration (keys, routes, limits, certificate)
@@ -64,33 +63,6 @@ struct Shared {
     tasks: TaskTracker,
     acme: Option<Arc<crate::acme::CertResolver>>,
     order_cache: Arc<crate::openapi::cache::OrderCache>,
-}
-
-/// What is known about a call so far; the outer handler uses it to sign, label, log and journal the answer.
-#[derive(Default)]
-struct CallContext {
-    key: Option<KeyIndex>,
-    generation: Option<Generation>,
-    activity: Option<Activity>,
-    test_flag: bool,
-    /// Replay key of a verified call: persisted with the answer.
-    nonce: Option<(crate::state::replay::ReplayKey, u64)>,
-    /// The normalised call (ids and decrypted buyer fields for the journal).
-    call: Option<UpstreamRequest>,
-    /// The upstream's answer when it is to be recorded for retries.
-    record: Option<(String, Record)>,
-    from_record: bool,
-    upstream_us: Option<u64>,
-    /// Held until the answer is durable, so a concurrent duplicate finds the record.
-    _flight: Option<KeyGuard>,
-    /// The same across replicas (Redis): released after the commit.
-    claim: Option<Claim>,
-    /// The order lookup's outcome (`api`, `cache` or the failure reason), for the log line.
-    order_lookup: Option<&'static str>,
-    /// The ids as sent, known once the call parses (the journal's, when the call fails later).
-    ids: Option<request::CallIds>,
-    /// The caller's valid W3C `traceparent`: logged, journalled and passed to the upstream.
-    traceparent: Option<String>,
 }
 
 impl Gateway {
@@ -229,295 +201,29 @@ impl Gateway {
             .config
             .keys
             .get(self.config.keys.for_unauthenticated(path));
-        let signature = body_sign::header_value(key.expose(), &body);
+        let signature = body_sign::header_value_prepared(key.hmac(), &body);
         (body, signature)
     }
 
     /// Answers one HTTP request. Always HTTP 200 with a signed KooGallery body.
     ///
-    /// The call runs in its own task, so it completes — the upstream's answer recorded and journalled — even if
-    /// KooGallery closes the connection first (it gives up after 5 s): otherwise its retry would reach the app
-    /// again.
+    /// The call runs inline in the connection's task. If the client goes away first (KooGallery gives up after
+    /// 5 s) the rest of the call moves into a tracked task, so it still completes — the upstream's answer recorded
+    /// and journalled — and KooGallery's retry does not reach the app again.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (tasks, detached) = (self.tasks.clone(), self.metrics.calls_detached.clone());
         let path = request.uri().path().to_owned();
         let gateway = self.clone();
-        match self
-            .tasks
-            .spawn(async move { gateway.answer(request).await })
-            .await
-        {
+        let call = async move { gateway.answer(request).await };
+        match detach::Detachable::new(call, tasks, detached).await {
             Ok(response) => response,
             Err(_) => {
-                // Only a bug can get here (the task panicked); still answer KooGallery properly.
-                tracing::error!("request task failed");
+                // Only a bug can get here (the call panicked); still answer KooGallery properly.
+                tracing::error!("request failed");
                 let (body, signature) =
                     self.unauthenticated_answer(&path, crate::protocol::ResultCode::InternalError);
-                signed_response(body, signature, "", false)
+                respond::signed_response(body, signature, "", false)
             }
         }
     }
-
-    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let started = Instant::now();
-        let request_id = new_request_id();
-        self.metrics.in_flight.inc();
-        let _in_flight = scopeguard(&self.metrics.in_flight);
-        let path = request.uri().path().to_owned();
-        let client_ip = request
-            .extensions()
-            .get::<crate::proxy::server::ClientAddr>()
-            .map_or_else(|| "unknown".to_owned(), |peer| peer.0.ip().to_string());
-        let mut ctx = CallContext {
-            traceparent: crate::proxy::traceparent::from_headers(request.headers()),
-            ..CallContext::default()
-        };
-
-        let outcome = self.process(request, &request_id, started, &mut ctx).await;
-        let (mut response, mut error) = match outcome {
-            Ok(response) => (response, None),
-            Err(e) => (e.to_response(), Some(e)),
-        };
-        // A verified call's nonce, record and journal entry reach the disk before its answer leaves.
-        if ctx.nonce.is_some() {
-            let entry = self.journal_entry(
-                &ctx,
-                &request_id,
-                &response,
-                error.as_ref(),
-                started.elapsed(),
-            );
-            let commit = Commit {
-                nonce: ctx.nonce.take(),
-                record: ctx.record.take(),
-                entry,
-            };
-            let committed = self.store.commit(commit, self.clock.now_ms()).await;
-            let result = if committed.is_ok() {
-                "success"
-            } else {
-                "failure"
-            };
-            self.metrics
-                .journal_writes
-                .with_label_values(&[result])
-                .inc();
-            if let Err(e) = committed {
-                let e = GatewayError::Store(e);
-                response = e.to_response();
-                error = Some(e);
-            }
-        }
-        if let Some(claim) = ctx.claim.take() {
-            self.store.release(&claim).await;
-        }
-        drop(ctx._flight.take());
-
-        let body = response.to_bytes();
-        let keys = &self.config.keys;
-        let key = keys.get(ctx.key.unwrap_or_else(|| keys.for_unauthenticated(&path)));
-        // The configured name of the key that verified the call (never the key): shows when a rotation is done.
-        let access_key = if ctx.key.is_some() {
-            if let Some(gauge) = ctx.key.and_then(|k| self.key_last_use.get(k.position())) {
-                gauge.set((self.clock.now_ms() / 1000) as i64);
-            }
-            key.name()
-        } else {
-            "none"
-        };
-        let signature = body_sign::header_value(key.expose(), &body);
-        let activity = ctx.activity.map_or("unknown", Activity::name);
-        let generation = ctx.generation.map_or("unknown", Generation::name);
-        let code = response.result_code.as_str();
-        let elapsed = started.elapsed();
-        self.metrics
-            .record_call(ctx.activity, response.result_code, elapsed);
-        let latency_us = elapsed.as_micros() as u64;
-        let (test_flag, from_record) = (ctx.test_flag, ctx.from_record);
-        let order_lookup = ctx.order_lookup.unwrap_or("none");
-        let traceparent = ctx.traceparent.as_deref();
-        match &error {
-            None => tracing::info!(
-                request_id,
-                client_ip,
-                traceparent,
-                activity,
-                generation,
-                result_code = code,
-                test_flag,
-                from_record,
-                access_key,
-                order_lookup,
-                latency_us,
-                "answered"
-            ),
-            Some(e) => {
-                self.metrics
-                    .rejections
-                    .with_label_values(&[e.reason()])
-                    .inc();
-                // Rate-limited per reason (a flood of forgeries is not a flood of lines); the metric stays exact.
-                match self.refusals.admit(e.reason(), Instant::now()) {
-                    Some(suppressed) => {
-                        tracing::warn!(request_id, client_ip, traceparent, activity, generation, result_code = code,
-                        test_flag, access_key, order_lookup, reason = e.reason(), error = %e, latency_us, suppressed, "refused")
-                    }
-                    None => self.metrics.refusal_lines_suppressed.inc(),
-                }
-            }
-        }
-        signed_response(body, signature, &request_id, from_record)
-    }
-
-    /// verify → replay check → normalise (decrypting) → idempotency lookup → order lookup → forward (deadline) →
-    /// build answer.
-    async fn process(
-        &self,
-        request: Request<Incoming>,
-        request_id: &str,
-        started: Instant,
-        ctx: &mut CallContext,
-    ) -> Result<KooResponse, GatewayError> {
-        let generation = self.generation_of(&request).inspect_err(|e| {
-            if matches!(e, GatewayError::V1Disabled) {
-                ctx.generation = Some(Generation::V1);
-            }
-        })?;
-        ctx.generation = Some(generation);
-        let verified = self.authenticate(request, generation).await?;
-        ctx.key = Some(verified.key());
-        if generation == Generation::V2 {
-            let form = verified.signed_form().name();
-            self.metrics
-                .v2_signature_forms
-                .with_label_values(&[form])
-                .inc();
-        }
-        let now_ms = verified.checked_at_ms();
-        self.store.check_replay(&verified, now_ms).await??;
-        ctx.nonce = Some((
-            crate::state::replay::ReplayKey::of(&verified),
-            verified.replay_expires_ms(),
-        ));
-        let call = request::parse(&verified)?;
-        ctx.activity = Some(call.activity);
-        ctx.ids = Some(call.ids());
-        let key = self.config.keys.get(verified.key());
-        let mut call = call.normalise(request_id.to_owned(), key.field_key())?;
-        call.traceparent = ctx.traceparent.clone();
-        ctx.test_flag = call.test_flag;
-        let encrypt =
-            (generation == Generation::V1 || key.encrypt_app_info()).then(|| key.field_key());
-        let deadline = started + self.config.upstream.deadline;
-        let idempotency = idempotency::key(&call);
-        if let Some((id, fingerprint)) = &idempotency {
-            let flight = tokio::time::timeout_at(deadline, self.locks.lock(id)).await;
-            ctx._flight = Some(flight.map_err(|_| GatewayError::DuplicateInFlight)?);
-            ctx.claim = self.store.claim(id, deadline).await?;
-            if let Some(record) = self
-                .store
-                .lookup(id, now_ms)
-                .await?
-                .filter(|r| r.fingerprint == *fingerprint)
-            {
-                self.metrics.idempotency_hits.inc();
-                ctx.from_record = true;
-                let activity = call.activity;
-                ctx.call = Some(call);
-                return Ok(build_response(
-                    activity,
-                    generation,
-                    parse_answer(&record.answer)?,
-                    encrypt,
-                )?);
-            }
-        }
-        let call = self.enrich(call, deadline, ctx).await?;
-        let upstream_started = Instant::now();
-        let answer = match &self.config.upstream.test_calls {
-            TestCalls::Builtin { front_end_url } if call.test_flag => {
-                test_responder::answer(&call, front_end_url).into()
-            }
-            _ => {
-                let now_ms = self.clock.now_ms();
-                let route = self
-                    .config
-                    .upstream
-                    .call_route(call.activity, call.test_flag);
-                // Serialising the derived contract struct cannot fail.
-                let body = serde_json::to_vec(&call).unwrap_or_default();
-                let outbound = Outbound {
-                    body: Bytes::from(body),
-                    request_id: &call.request_id,
-                    activity: call.activity,
-                    test_flag: call.test_flag,
-                    traceparent: call.traceparent.as_deref(),
-                };
-                self.upstreams
-                    .forward(route, outbound, deadline, now_ms)
-                    .await?
-            }
-        };
-        ctx.upstream_us = Some(upstream_started.elapsed().as_micros() as u64);
-        let response = build_response(call.activity, generation, parse_answer(&answer)?, encrypt)?;
-        // Only a final answer is recorded: `000004` (still provisioning) must let the next retry reach the app.
-        if let (true, Some((id, fingerprint))) =
-            (response.result_code.is_final_success(), idempotency)
-        {
-            let record = Record {
-                activity: call.activity.name().to_owned(),
-                fingerprint,
-                answer: answer.to_vec(),
-                at_ms: now_ms,
-            };
-            ctx.record = Some((id, record));
-        }
-        ctx.call = Some(call);
-        Ok(response)
-    }
-}
-
-/// The answer KooGallery gets. `from_record` adds `X-Koogate-From-Record: true` (an answer replayed from the
-/// idempotency record, the app not asked), which `koogate simulate` shows.
-fn signed_response(
-    body: Vec<u8>,
-    signature: String,
-    request_id: &str,
-    from_record: bool,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=UTF-8"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&signature) {
-        headers.insert(body_sign::HEADER, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(REQUEST_ID_HEADER, value);
-    }
-    if from_record {
-        headers.insert(
-            crate::simulate::client::FROM_RECORD_HEADER,
-            HeaderValue::from_static("true"),
-        );
-    }
-    response
-}
-
-/// A random 128-bit request id, hex encoded (CSPRNG, so ids are not guessable).
-fn new_request_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// Decrements the in-flight gauge when the call ends, even if the client went away and the future was dropped.
-fn scopeguard(gauge: &prometheus::IntGauge) -> impl Drop + '_ {
-    struct Guard<'a>(&'a prometheus::IntGauge);
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            self.0.dec();
-        }
-    }
-    Guard(gauge)
 }

@@ -1,6 +1,6 @@
 //! The `Body-Sign` response header (protocol section 4).
 
-use super::mac::hmac_sha256;
+use super::mac::{hmac_sha256, PreparedKey};
 use base64::{engine::general_purpose::STANDARD, Engine};
 
 /// The header name, exactly as KooGallery expects it.
@@ -13,11 +13,20 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 
 /// The full header value, with the space after `signature=` that KooGallery's samples emit.
 pub fn header_value(key: &[u8], body: &[u8]) -> String {
-    format!(
-        "sign_type=\"HMAC-SHA256\", signature= \"{}\"",
-        signature(key, body)
-    )
+    header_value_prepared(&PreparedKey::new(key), body)
 }
+
+/// [`header_value`] with the key's HMAC schedule computed once (the request path).
+pub fn header_value_prepared(key: &PreparedKey, body: &[u8]) -> String {
+    let mut value = String::with_capacity(HEADER_VALUE_LEN);
+    value.push_str("sign_type=\"HMAC-SHA256\", signature= \"");
+    STANDARD.encode_string(key.mac(&[body]), &mut value);
+    value.push('"');
+    value
+}
+
+/// `sign_type="HMAC-SHA256", signature= "` + 44 base64 characters + `"`.
+const HEADER_VALUE_LEN: usize = 37 + 44 + 1;
 
 /// Extracts the base64 signature from a header value; tolerant of spacing, strict about both quoted fields.
 pub fn parse_header(value: &str) -> Option<&str> {
@@ -39,6 +48,22 @@ pub fn parse_header(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prepared_header_value_is_the_documented_format() {
+        let (key, body) = ("test-access-key-0001", b"{}");
+        let value = header_value_prepared(&PreparedKey::new(key.as_bytes()), body);
+        let expected = format!(
+            "sign_type=\"HMAC-SHA256\", signature= \"{}\"",
+            signature(key.as_bytes(), body)
+        );
+        assert_eq!(value, expected);
+        assert_eq!(value.len(), HEADER_VALUE_LEN);
+        assert_eq!(
+            parse_header(&value),
+            Some(&signature(key.as_bytes(), body)[..])
+        );
+    }
 
     /// Protocol section 8, "Body-Sign".
     #[test]

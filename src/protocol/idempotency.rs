@@ -2,7 +2,6 @@
 
 use super::activity::{Activity, Generation};
 use super::request::UpstreamRequest;
-use serde_json::json;
 
 /// The idempotency key of a state-changing call and its fingerprint, or `None` for `queryInstance`.
 ///
@@ -12,40 +11,156 @@ use serde_json::json;
 /// too: a status change keyed by instance replays `FREEZE` after `FREEZE` (a retry) but forwards `FREEZE` after
 /// `UNFREEZE` (a new operation). Debugging calls (`testFlag`) live in their own namespace.
 pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
-    let (order, line, instance) = (&call.order_id, &call.order_line_id, &call.instance_id);
-    let (parts, fingerprint) = match call.activity {
+    let (order, line, instance) = (
+        call.order_id.as_deref(),
+        call.order_line_id.as_deref(),
+        call.instance_id.as_deref(),
+    );
+    let namespace = if call.test_flag { "test" } else { "real" };
+    // `[namespace, generation, [kind, ids…]]`, written as compact JSON: the stored key string records written by
+    // earlier versions were made with (`json!(…).to_string()`), so they still match after an upgrade.
+    let mut out = Vec::with_capacity(KEY_CAPACITY);
+    out.push(b'[');
+    push_str(&mut out, namespace);
+    out.push(b',');
+    push_str(&mut out, call.generation.name());
+    out.push(b',');
+    let fingerprint = match call.activity {
         Activity::QueryInstance => return None,
         Activity::NewInstance => {
             let pay_per_use = call.terms.charging_mode.as_deref() == Some("ON_DEMAND");
-            let parts = match (call.generation, line.is_some(), pay_per_use) {
-                (Generation::V2, true, _) => json!(["order", order, line]),
-                (_, _, true) => json!(["order-product", order, call.product_id]),
-                _ => json!(["order", order]),
-            };
-            (parts, None)
+            match (call.generation, line.is_some(), pay_per_use) {
+                (Generation::V2, true, _) => push_parts(&mut out, "order", &[order, line]),
+                (_, _, true) => push_parts(
+                    &mut out,
+                    "order-product",
+                    &[order, call.product_id.as_deref()],
+                ),
+                _ => push_parts(&mut out, "order", &[order]),
+            }
+            None
         }
-        Activity::RefreshInstance => (
-            json!(["refresh", instance, order, line]),
-            call.terms.expire_time.clone(),
-        ),
-        Activity::UpgradeInstance => (json!(["upgrade", instance, order, line]), None),
-        Activity::ReleaseInstance => (json!(["release", instance]), None),
-        Activity::ExpireInstance => (json!(["expire", instance, order]), None),
-        Activity::UpdateInstanceStatus => (json!(["status", instance]), call.status.clone()),
-        Activity::OrderNotify => (json!(["notify", order, line]), None),
+        Activity::RefreshInstance => {
+            push_parts(&mut out, "refresh", &[instance, order, line]);
+            call.terms.expire_time.clone()
+        }
+        Activity::UpgradeInstance => {
+            push_parts(&mut out, "upgrade", &[instance, order, line]);
+            None
+        }
+        Activity::ReleaseInstance => {
+            push_parts(&mut out, "release", &[instance]);
+            None
+        }
+        Activity::ExpireInstance => {
+            push_parts(&mut out, "expire", &[instance, order]);
+            None
+        }
+        Activity::UpdateInstanceStatus => {
+            push_parts(&mut out, "status", &[instance]);
+            call.status.clone()
+        }
+        Activity::OrderNotify => {
+            push_parts(&mut out, "notify", &[order, line]);
+            None
+        }
     };
-    let namespace = if call.test_flag { "test" } else { "real" };
-    Some((
-        json!([namespace, call.generation.name(), parts]).to_string(),
-        fingerprint.unwrap_or_default(),
-    ))
+    out.push(b']');
+    // Only JSON strings and punctuation were written: always UTF-8.
+    let key = String::from_utf8(out).ok()?;
+    Some((key, fingerprint.unwrap_or_default()))
+}
+
+/// Enough for KooGallery's ids (a few dozen characters each) without growing.
+const KEY_CAPACITY: usize = 160;
+
+/// `[kind, parts…]`, an absent part as `null`.
+fn push_parts(out: &mut Vec<u8>, kind: &str, parts: &[Option<&str>]) {
+    out.push(b'[');
+    push_str(out, kind);
+    for part in parts {
+        out.push(b',');
+        match part {
+            Some(value) => push_str(out, value),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b']');
+}
+
+/// A JSON string, escaped exactly as `serde_json` escapes it.
+fn push_str(out: &mut Vec<u8>, value: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::request::{OrderTerms, UpstreamRequest};
-    use serde_json::Map;
+    use serde_json::{json, Map};
+
+    /// How keys were built before (`json!` then `to_string`): the stored keys of earlier versions.
+    fn key_as_before(call: &UpstreamRequest) -> Option<(String, String)> {
+        let (order, line, instance) = (&call.order_id, &call.order_line_id, &call.instance_id);
+        let (parts, fingerprint) = match call.activity {
+            Activity::QueryInstance => return None,
+            Activity::NewInstance => {
+                let pay_per_use = call.terms.charging_mode.as_deref() == Some("ON_DEMAND");
+                let parts = match (call.generation, line.is_some(), pay_per_use) {
+                    (Generation::V2, true, _) => json!(["order", order, line]),
+                    (_, _, true) => json!(["order-product", order, call.product_id]),
+                    _ => json!(["order", order]),
+                };
+                (parts, None)
+            }
+            Activity::RefreshInstance => (
+                json!(["refresh", instance, order, line]),
+                call.terms.expire_time.clone(),
+            ),
+            Activity::UpgradeInstance => (json!(["upgrade", instance, order, line]), None),
+            Activity::ReleaseInstance => (json!(["release", instance]), None),
+            Activity::ExpireInstance => (json!(["expire", instance, order]), None),
+            Activity::UpdateInstanceStatus => (json!(["status", instance]), call.status.clone()),
+            Activity::OrderNotify => (json!(["notify", order, line]), None),
+        };
+        let namespace = if call.test_flag { "test" } else { "real" };
+        Some((
+            json!([namespace, call.generation.name(), parts]).to_string(),
+            fingerprint.unwrap_or_default(),
+        ))
+    }
+
+    #[test]
+    fn keys_are_the_strings_earlier_versions_stored() {
+        let odd = ["CS1", "a\"b\\c", "\u{1}\n\t", "é/ü\u{2028}", ""];
+        for activity in Activity::ALL {
+            for generation in [Generation::V1, Generation::V2] {
+                for (i, id) in odd.iter().enumerate() {
+                    let other = odd[(i + 1) % odd.len()];
+                    let mut c = call(
+                        activity,
+                        Some(id),
+                        (i % 2 == 0).then_some(other),
+                        Some(other),
+                    );
+                    c.generation = generation;
+                    c.test_flag = i % 3 == 0;
+                    c.product_id = (i % 2 == 1).then(|| id.to_string());
+                    c.status = Some(other.into());
+                    c.terms.expire_time = Some(id.to_string());
+                    c.terms.charging_mode = (i % 2 == 1).then(|| "ON_DEMAND".into());
+                    assert_eq!(
+                        key(&c),
+                        key_as_before(&c),
+                        "{activity:?} {generation:?} {id:?}"
+                    );
+                }
+            }
+        }
+        let bare = call(Activity::ReleaseInstance, None, None, None);
+        assert_eq!(key(&bare).unwrap().0, r#"["real","v2",["release",null]]"#);
+    }
 
     fn call(
         activity: Activity,
@@ -78,7 +193,7 @@ mod tests {
             orders: None,
             order: None,
             order_lookup: None,
-            raw: Map::new(),
+            raw: crate::protocol::request::Raw::Params(Map::new()),
             traceparent: None,
         }
     }

@@ -2,7 +2,7 @@
 
 use super::v1::{self, V1Query, MAX_PARAMS, MAX_QUERY_BYTES};
 use super::v2::{self, AuthError, SignedQuery};
-use crate::secret::{AccessKey, AccessKeys};
+use crate::protocol::keys::{AccessKey, AccessKeys};
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::time::Duration;

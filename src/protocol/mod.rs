@@ -4,10 +4,12 @@
 //! (later) the simulator share one implementation.
 
 pub mod activity;
+pub mod auth;
 pub mod body_sign;
 pub mod canonical_json;
 pub mod fields;
 pub mod idempotency;
+pub mod keys;
 pub mod mac;
 pub mod query;
 pub mod request;

@@ -5,11 +5,11 @@
 //! authToken = base64(HMAC-SHA256(accessKey + timeStamp, message))
 //! ```
 
+use super::auth::{check_freshness, matching_key, AuthError};
+use super::keys::AccessKeys;
 use super::mac::hmac_sha256;
 use super::query::QueryError;
-use super::v2::{check_freshness, matching_key, AuthError};
 use super::verified::{Payload, Verified};
-use crate::secret::AccessKeys;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use percent_encoding::percent_decode_str;
 use std::time::Duration;
@@ -226,7 +226,7 @@ pub fn verify(
     let over = |params: &[(String, String)]| {
         let message = canonical_message(params);
         matching_key(keys, &query.auth_token, |key| {
-            auth_token(key, &query.time_stamp, &message)
+            auth_token(key.expose(), &query.time_stamp, &message)
         })
     };
     let (key, params) = match over(&query.params) {

@@ -5,14 +5,15 @@
 //! signature  = hex(HMAC-SHA256(accessKey, accessKey + nonce + timestamp + lowercase_hex(payloadMac)))
 //! ```
 
-use super::canonical_json::{self, DuplicateKey};
-use super::mac::hmac_sha256;
-use super::query::{self, QueryError};
+pub use super::auth::AuthError;
+use super::auth::{check_freshness, matching_key};
+use super::canonical_json;
+use super::keys::AccessKeys;
+use super::mac::{hmac_sha256, PreparedKey};
+use super::query;
 use super::verified::{Payload, SignedForm, Verified};
-use crate::secret::{AccessKeys, KeyIndex};
 use bytes::Bytes;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 /// Longest nonce accepted. KooGallery sends 16 to 64 characters; the bound keeps the replay cache small.
 pub const MAX_NONCE_LEN: usize = 128;
@@ -24,34 +25,6 @@ pub struct SignedQuery {
     timestamp: String,
     timestamp_ms: u64,
     nonce: String,
-}
-
-/// Why a call failed authentication: result code `000001`, except the query-shape variants (`QueryTooLong`,
-/// `TooManyParameters`, `RepeatedParameter`: a V1 query that cannot be read as one unambiguous signed message) and a
-/// repeated JSON key, which are parameter errors (`000002`, as the upstream contract says), found before any MAC.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("query parameter `{0}` is missing")]
-    MissingParameter(&'static str),
-    #[error("query parameter `{0}` is malformed")]
-    MalformedParameter(&'static str),
-    #[error(transparent)]
-    Query(#[from] QueryError),
-    #[error("timestamp is older than the accepted window")]
-    StaleTimestamp,
-    #[error("timestamp is further in the future than the accepted window")]
-    FutureTimestamp,
-    #[error("signature does not match any configured access key")]
-    SignatureMismatch,
-    #[error("query is longer than accepted")]
-    QueryTooLong,
-    #[error("query has more parameters than accepted")]
-    TooManyParameters,
-    #[error("a query parameter is repeated")]
-    RepeatedParameter,
-    /// Refused before the signature is checked; answered `000002` (a body problem, not a key problem).
-    #[error(transparent)]
-    DuplicateJsonKey(#[from] DuplicateKey),
 }
 
 impl SignedQuery {
@@ -108,16 +81,21 @@ pub fn payload_mac(key: &[u8], body: &[u8]) -> [u8; 32] {
 
 /// The 32-byte V2 signature of a call.
 pub fn signature(key: &[u8], nonce: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    let inner = hex::encode(payload_mac(key, body));
-    hmac_sha256(
-        key,
-        &[
-            key,
-            nonce.as_bytes(),
-            timestamp.as_bytes(),
-            inner.as_bytes(),
-        ],
-    )
+    signature_prepared(&PreparedKey::new(key), key, nonce, timestamp, body)
+}
+
+/// [`signature`] with the key's HMAC schedule computed once (`prepared` is `key` prepared); both MACs clone it.
+fn signature_prepared(
+    prepared: &PreparedKey,
+    key: &[u8],
+    nonce: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> [u8; 32] {
+    let mut inner = [0u8; 64];
+    // Cannot fail: 32 bytes are 64 hex digits.
+    let _ = hex::encode_to_slice(prepared.mac(&[body]), &mut inner);
+    prepared.mac(&[key, nonce.as_bytes(), timestamp.as_bytes(), &inner])
 }
 
 /// The query string KooGallery would send for `body` (lowercase hex signature).
@@ -149,7 +127,13 @@ pub fn verify(
     canonical_json::check_unique_keys(&body)?;
     let over = |bytes: &[u8]| {
         matching_key(keys, &query.signature, |key| {
-            signature(key, &query.nonce, &query.timestamp, bytes)
+            signature_prepared(
+                key.hmac(),
+                key.expose(),
+                &query.nonce,
+                &query.timestamp,
+                bytes,
+            )
         })
     };
     let (key, form) = match over(&body) {
@@ -167,43 +151,11 @@ pub fn verify(
     )
 }
 
-/// Refuses a timestamp outside `now ± window` (cheap, so it runs before any MAC); returns when the call's
-/// replay key may be forgotten (`timestamp + window`). Shared by both generations.
-pub(super) fn check_freshness(
-    timestamp_ms: u64,
-    now_ms: u64,
-    window: Duration,
-) -> Result<u64, AuthError> {
-    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    if timestamp_ms.saturating_add(window_ms) < now_ms {
-        return Err(AuthError::StaleTimestamp);
-    }
-    if timestamp_ms > now_ms.saturating_add(window_ms) {
-        return Err(AuthError::FutureTimestamp);
-    }
-    Ok(timestamp_ms.saturating_add(window_ms))
-}
-
-/// The key whose `expected` MAC equals `presented`. Every key is tried, without stopping early and with a
-/// constant-time comparison, so timing reveals neither the MAC nor which key matched.
-pub(super) fn matching_key(
-    keys: &AccessKeys,
-    presented: &[u8; 32],
-    expected: impl Fn(&[u8]) -> [u8; 32],
-) -> Result<KeyIndex, AuthError> {
-    let mut matched = None;
-    for (index, key) in keys.iter() {
-        if bool::from(expected(key.expose()).ct_eq(presented)) && matched.is_none() {
-            matched = Some(index);
-        }
-    }
-    matched.ok_or(AuthError::SignatureMismatch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::AccessKey;
+    use crate::protocol::keys::AccessKey;
+    use crate::protocol::query::QueryError;
     use proptest::prelude::*;
 
     const KEY: &str = "test-access-key-0001";

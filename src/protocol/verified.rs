@@ -2,7 +2,7 @@
 //! so code that takes `&Verified` (replay check, decryption, normalisation) cannot run on unauthenticated input.
 
 use super::activity::Generation;
-use crate::secret::KeyIndex;
+use super::keys::KeyIndex;
 use bytes::Bytes;
 use sha2::Digest;
 use std::time::Duration;
@@ -31,6 +31,14 @@ pub enum SignedForm {
 }
 
 impl SignedForm {
+    /// Position in `[Raw, Canonical]` (the metric series of each form are resolved once, in that order).
+    pub const fn index(self) -> usize {
+        match self {
+            SignedForm::Raw => 0,
+            SignedForm::Canonical => 1,
+        }
+    }
+
     /// The `form` label of `koogate_v2_signature_forms_total`.
     pub const fn name(self) -> &'static str {
         match self {

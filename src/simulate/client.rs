@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::{pem::PemObject, CertificateDer};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The response header in which koogate says that an answer was replayed from its idempotency record.
 pub const FROM_RECORD_HEADER: &str = "x-koogate-from-record";
@@ -352,8 +352,5 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::unix_ms()
 }

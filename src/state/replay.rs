@@ -216,10 +216,10 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::keys::{AccessKey, AccessKeys};
     use crate::protocol::v1::{self, V1Query};
     use crate::protocol::v2::{signed_query, verify, SignedQuery};
     use crate::protocol::verified::REPLAY_MARGIN;
-    use crate::secret::{AccessKey, AccessKeys};
     use base64::Engine;
     use bytes::Bytes;
     use std::time::Duration;

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::protocol::keys::{AccessKey, AccessKeys};
 use crate::protocol::v2::{signed_query, verify, SignedQuery};
-use crate::secret::{AccessKey, AccessKeys};
 use bytes::Bytes;
 
 const WINDOW: Duration = Duration::from_secs(60);

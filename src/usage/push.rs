@@ -6,7 +6,7 @@ use super::verdict::{PushAnswer, PushFailure};
 use crate::clock::Clock;
 use crate::openapi::client::{ClientError, OpenApiClient};
 use crate::openapi::sign::usage_signature;
-use crate::secret::AccessKey;
+use crate::protocol::keys::AccessKey;
 use bytes::Bytes;
 use http::{HeaderName, Method};
 use std::future::Future;

@@ -95,6 +95,22 @@ async fn every_v2_activity_reaches_the_upstream_normalised_and_is_answered_signe
 }
 
 #[tokio::test]
+async fn v2_raw_is_the_body_exactly_as_sent() {
+    let upstream = Upstream::start(Behaviour::App).await;
+    let gateway = TestGateway::start(&upstream).await;
+    // Key order, spacing and a number's digits as KooGallery wrote them: a parsed and re-serialised body would
+    // change all three.
+    let body = r#"{ "orderId":"RAW-1",  "activity":"newInstance", "orderLineId":"RAW-1-1", "businessId":"b", "orderAmount":12.780 }"#;
+    gateway
+        .client()
+        .send(&Call::new(body))
+        .await
+        .assert_code("000000");
+    let sent = String::from_utf8(upstream.last().body.to_vec()).unwrap();
+    assert!(sent.contains(&format!(r#""raw":{body}"#)), "{sent}");
+}
+
+#[tokio::test]
 async fn upstream_business_codes_and_messages_pass_through_signed() {
     let upstream = Upstream::start(Behaviour::Answer(
         200,

@@ -3,10 +3,10 @@
 
 use koogate::config::Config;
 use koogate::protocol::fields::{FieldCipher, FieldKey};
+use koogate::protocol::keys::{AccessKey, AccessKeys};
 use koogate::protocol::v1::V1Query;
 use koogate::protocol::v2::{self, SignedQuery};
 use koogate::protocol::{body_sign, request, response};
-use koogate::secret::{AccessKey, AccessKeys};
 use proptest::prelude::*;
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! Canonical-form vectors (constructed by hand from Jackson's rules) and the V2 fallback built on them.
 
 use super::*;
+use crate::protocol::keys::{AccessKey, AccessKeys};
 use crate::protocol::v2::{self, signature, AuthError, SignedQuery};
 use crate::protocol::verified::SignedForm;
-use crate::secret::{AccessKey, AccessKeys};
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::protocol::fields::{FieldCipher, InboundFields};
+use crate::protocol::keys::{AccessKey, AccessKeys};
 use crate::protocol::v2::{signed_query, verify, SignedQuery};
-use crate::secret::{AccessKey, AccessKeys};
 use bytes::Bytes;
 use serde_json::json;
 use std::time::Duration;

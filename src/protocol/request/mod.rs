@@ -13,7 +13,9 @@ mod tests;
 use super::activity::{Activity, Generation};
 use super::fields::{FieldError, FieldKey};
 use super::verified::{Payload, Verified};
+use bytes::Bytes;
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 use std::fmt;
 use zeroize::Zeroizing;
@@ -129,12 +131,49 @@ pub struct UpstreamRequest {
     /// Present when the order lookup failed and the call was forwarded anyway (`on_failure = "forward"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_lookup: Option<crate::openapi::lookup::LookupStatus>,
-    /// KooGallery's fields as parsed (V1: the query parameters without `authToken`), for anything the contract
-    /// does not normalise. Encrypted fields stay encrypted here.
-    pub raw: Map<String, Value>,
+    /// KooGallery's fields as sent (V2: the body exactly as received; V1: the query parameters without
+    /// `authToken`), for anything the contract does not normalise. Encrypted fields stay encrypted here.
+    pub raw: Raw,
     /// The caller's W3C `traceparent`, passed on as a header (not part of the body).
     #[serde(skip)]
     pub traceparent: Option<String>,
+}
+
+/// KooGallery's fields as sent, in the request's `raw`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw {
+    /// V2: the verified body (a JSON object without repeated keys), spliced into the request byte for byte.
+    Body(Bytes),
+    /// V1: the query parameters as decoded strings, without `authToken`.
+    Params(Map<String, Value>),
+}
+
+impl Raw {
+    /// The value of a top-level field (parsing a V2 body: for tests and tools, not the request path).
+    pub fn get(&self, name: &str) -> Option<Value> {
+        match self {
+            Raw::Params(map) => map.get(name).cloned(),
+            Raw::Body(body) => serde_json::from_slice::<Map<String, Value>>(body)
+                .ok()?
+                .remove(name),
+        }
+    }
+}
+
+impl Serialize for Raw {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Raw::Params(map) => map.serialize(s),
+            Raw::Body(body) => {
+                // A verified, parsed body: valid UTF-8 JSON, so neither step fails in practice; borrowing
+                // validates without copying, and the bytes are written as they are.
+                let text = std::str::from_utf8(body).map_err(serde::ser::Error::custom)?;
+                let raw: &RawValue =
+                    serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+                raw.serialize(s)
+            }
+        }
+    }
 }
 
 /// Commercial terms of an order line; flattened into the request and into each `orders[]` entry.
@@ -224,7 +263,10 @@ pub struct Product {
 pub struct Call {
     pub activity: Activity,
     pub generation: Generation,
-    raw: Map<String, Value>,
+    /// The fields, parsed (V1: the decoded query parameters).
+    fields: Map<String, Value>,
+    /// V2: the verified body, which becomes `raw` unchanged.
+    body: Option<Bytes>,
 }
 
 /// Reads a verified call and finds its activity.
@@ -246,7 +288,8 @@ pub fn parse(verified: &Verified) -> Result<Call, ParamError> {
             Ok(Call {
                 activity,
                 generation: Generation::V2,
-                raw,
+                fields: raw,
+                body: Some(body.clone()),
             })
         }
         Payload::V1(params) => {
@@ -261,7 +304,8 @@ pub fn parse(verified: &Verified) -> Result<Call, ParamError> {
             Ok(Call {
                 activity,
                 generation: Generation::V1,
-                raw,
+                fields: raw,
+                body: None,
             })
         }
     }
@@ -282,7 +326,7 @@ impl Call {
     /// `orderId`, `orderLineId` and `instanceId` as sent (never personal data), before any other check.
     pub fn ids(&self) -> CallIds {
         let id = |name: &str| {
-            self.raw
+            self.fields
                 .get(name)
                 .and_then(Value::as_str)
                 .filter(|v| !v.is_empty() && v.len() <= MAX_ID_LEN)

@@ -41,15 +41,18 @@ pub(super) fn normalise(
     let Call {
         activity,
         generation,
-        raw,
+        fields: raw,
+        body,
     } = call;
+    // V2: the body as sent; V1: the decoded parameters (what `raw` holds for the app).
+    let into_raw = |raw: Map<String, Value>| body.map_or(Raw::Params(raw), Raw::Body);
     let f = Fields(&raw);
     let nested = generation == Generation::V2
         && activity == Activity::NewInstance
         && f.contains("orderInfo");
     if nested {
         let mut request = nested_new_instance(f, request_id, key)?;
-        request.raw = raw;
+        request.raw = into_raw(raw);
         return Ok(request);
     }
     for field in mandatory(generation, activity) {
@@ -88,7 +91,7 @@ pub(super) fn normalise(
         orders: None,
         order: None,
         order_lookup: None,
-        raw: Map::new(),
+        raw: Raw::Params(Map::new()),
         traceparent: None,
     };
     match activity {
@@ -135,7 +138,7 @@ pub(super) fn normalise(
         }
         _ => {}
     }
-    request.raw = raw;
+    request.raw = into_raw(raw);
     Ok(request)
 }
 
@@ -338,7 +341,7 @@ fn nested_new_instance(
         orders: Some(orders),
         order: None,
         order_lookup: None,
-        raw: Map::new(),
+        raw: Raw::Params(Map::new()),
         traceparent: None,
     })
 }

@@ -1,7 +1,7 @@
 //! V1 vectors and query edge cases.
 
 use super::*;
-use crate::secret::AccessKey;
+use crate::protocol::keys::AccessKey;
 use proptest::prelude::*;
 
 const KEY: &str = "test-access-key-0001";

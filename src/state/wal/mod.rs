@@ -122,6 +122,7 @@ impl WalStore {
             },
             current: recovered.current,
             closed: recovered.closed,
+            unsnapshotted: recovered.unsnapshotted,
             background: tasks,
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {

@@ -12,6 +12,8 @@ use std::time::Instant;
 pub(super) struct Recovered {
     pub current: Current,
     pub closed: BTreeMap<u64, SegmentInfo>,
+    /// Bytes of the closed segments no snapshot covers (what the next restart would read again).
+    pub unsnapshotted: u64,
 }
 
 pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recovered, StoreError> {
@@ -50,6 +52,7 @@ pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recover
     let ids = segment_ids(fs, dir).map_err(read_error)?;
     let mut closed = BTreeMap::new();
     let mut scanned = 0usize;
+    let mut unsnapshotted = 0u64;
     for &id in &ids {
         // Segments the snapshot covers are not read again: their records and live replay keys are in it.
         if let Some(info) = snapshot.segments.get(&id).filter(|_| id < snapshot.next) {
@@ -59,7 +62,7 @@ pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recover
         scanned += 1;
         let mut info = SegmentInfo::default();
         let path = segment_path(dir, id);
-        scan(fs, &path, 0, |offset, len, payload| {
+        unsnapshotted += scan(fs, &path, 0, |offset, len, payload| {
             let Some(head) = head(payload) else {
                 return;
             };
@@ -119,6 +122,7 @@ pub(super) fn recover(shared: &Shared, settings: &WalSettings) -> Result<Recover
             broken: false,
         },
         closed,
+        unsnapshotted,
     })
 }
 

@@ -43,6 +43,11 @@ fn snapshot_ids(fs: &dyn Fs, dir: &Path) -> io::Result<Vec<u64>> {
     Ok(ids)
 }
 
+/// About how many bytes a snapshot of `records` records and `nonces` replay keys takes.
+pub fn estimated_len(records: usize, nonces: usize) -> u64 {
+    (64 + records * RECORD_LEN + nonces * NONCE_LEN) as u64
+}
+
 /// What a snapshot is taken of.
 pub struct Contents<'a> {
     pub next: u64,
@@ -55,8 +60,8 @@ pub struct Contents<'a> {
 
 /// Writes a snapshot and removes the older ones.
 pub fn write(fs: &dyn Fs, dir: &Path, c: &Contents<'_>) -> io::Result<PathBuf> {
-    let capacity = 64 + c.index.len() * RECORD_LEN + c.nonces.len() * NONCE_LEN;
-    let mut out = Vec::with_capacity(capacity);
+    let capacity = estimated_len(c.index.len(), c.nonces.len());
+    let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&c.next.to_le_bytes());
     out.extend_from_slice(&(c.segments.len() as u64).to_le_bytes());

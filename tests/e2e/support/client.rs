@@ -10,16 +10,13 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{client::TlsStream, TlsConnector};
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    koogate::clock::unix_ms()
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {

@@ -15,10 +15,15 @@ struct State {
     linked: BTreeSet<PathBuf>,
     syncs: usize,
     dir_syncs: usize,
+    /// Bytes appended, and bytes written whole (snapshots).
+    appended: usize,
+    written: usize,
     /// While true, file syncs wait.
     held: bool,
     /// While true, file syncs fail.
     failing: bool,
+    /// While true, every write fails as on a full disk (syncs of what is already written still succeed).
+    full: bool,
     /// Every `read_at`: which file, on which thread.
     reads: Vec<(PathBuf, std::thread::ThreadId)>,
 }
@@ -42,6 +47,11 @@ impl LossyFs {
         self.with(|s| s.syncs)
     }
 
+    /// Bytes appended to files, and bytes written with `write_atomic`, so far.
+    pub fn bytes_written(&self) -> (usize, usize) {
+        self.with(|s| (s.appended, s.written))
+    }
+
     /// Directory syncs so far.
     pub fn dir_syncs(&self) -> usize {
         self.with(|s| s.dir_syncs)
@@ -55,6 +65,11 @@ impl LossyFs {
     /// Makes file syncs fail (`true`) or succeed again (`false`).
     pub fn fail_syncs(&self, failing: bool) {
         self.with(|s| s.failing = failing);
+    }
+
+    /// Makes every append and file write fail with "no space left" (`true`), or take bytes again (`false`).
+    pub fn fill_disk(&self, full: bool) {
+        self.with(|s| s.full = full);
     }
 
     /// The files read so far and the threads that read them (then forgets them).
@@ -82,8 +97,10 @@ struct LossyFile {
 impl AppendFile for LossyFile {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.fs.with(|s| match s.files.get_mut(&self.path) {
+            _ if s.full => Err(no_space()),
             Some((data, _)) => {
                 data.extend_from_slice(bytes);
+                s.appended += bytes.len();
                 Ok(())
             }
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
@@ -168,11 +185,15 @@ impl Fs for LossyFs {
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.with(|s| {
+            if s.full {
+                return Err(no_space());
+            }
+            s.written += bytes.len();
             s.files
                 .insert(path.to_owned(), (bytes.to_vec(), bytes.len()));
             s.linked.insert(path.to_owned());
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -188,4 +209,11 @@ impl Fs for LossyFs {
         });
         Ok(())
     }
+}
+
+fn no_space() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::StorageFull,
+        "injected: no space left on device",
+    )
 }
