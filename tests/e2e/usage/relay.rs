@@ -72,7 +72,15 @@ async fn each_record_is_answered_and_only_valid_ones_reach_koogallery() {
     assert_eq!(first["usage_value"], "1.25");
 
     settled(gw.usage).await;
-    let metrics = gw.metrics().await;
+    // The sender counts a batch as sent right after it leaves the queue: poll, do not race it.
+    let mut metrics = gw.metrics().await;
+    for _ in 0..250 {
+        if metric(&metrics, "koogate_usage_records_sent_total") == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        metrics = gw.metrics().await;
+    }
     assert_eq!(
         metric(
             &metrics,
