@@ -51,8 +51,8 @@ impl SignedForm {
 #[derive(Debug)]
 pub struct Verified {
     key: KeyIndex,
-    /// What must not be accepted twice: SHA-256 of the V2 nonce or V1 authToken, prefixed by generation.
-    replay_key: String,
+    /// What must not be accepted twice: SHA-256 of the V2 nonce or V1 authToken (with the generation, the key).
+    replay_digest: [u8; 32],
     /// Until this instant the replay key is kept: the end of the window plus [`REPLAY_MARGIN`].
     replay_expires_ms: u64,
     /// The one clock reading of this call: freshness was judged at it, and the replay check uses it too.
@@ -69,18 +69,10 @@ impl Verified {
         (window_end_ms, checked_at_ms): (u64, u64),
         payload: Payload,
     ) -> Self {
-        let generation = match payload {
-            Payload::V2(_) => Generation::V2,
-            Payload::V1(_) => Generation::V1,
-        };
         // Stored on disk and in Redis: a digest, so neither nonces nor V1 tokens (signatures) are kept in clear.
         Self {
             key,
-            replay_key: format!(
-                "{}:{}",
-                generation.name(),
-                hex::encode(sha2::Sha256::digest(token.as_bytes()))
-            ),
+            replay_digest: sha2::Sha256::digest(token.as_bytes()).into(),
             replay_expires_ms: window_end_ms.saturating_add(REPLAY_MARGIN.as_millis() as u64),
             checked_at_ms,
             payload,
@@ -110,8 +102,18 @@ impl Verified {
         }
     }
 
-    pub fn replay_key(&self) -> &str {
-        &self.replay_key
+    /// The replay key in text form, `v1:`/`v2:` and 64 lowercase hex digits, as Redis keeps it.
+    pub fn replay_key(&self) -> String {
+        format!(
+            "{}:{}",
+            self.generation().name(),
+            hex::encode(self.replay_digest)
+        )
+    }
+
+    /// The SHA-256 digest behind [`Verified::replay_key`], as the durable and memory stores keep it (binary).
+    pub fn replay_digest(&self) -> [u8; 32] {
+        self.replay_digest
     }
 
     pub fn replay_expires_ms(&self) -> u64 {

@@ -207,7 +207,7 @@ impl Backend for RedisStore {
         Box::pin(async move {
             let fresh = self
                 .inner
-                .remember(call.replay_key(), call.replay_expires_ms(), now_ms)
+                .remember(&call.replay_key(), call.replay_expires_ms(), now_ms)
                 .await?;
             Ok(if fresh {
                 Ok(())
