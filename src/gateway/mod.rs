@@ -51,11 +51,13 @@ pub struct Gateway {
     /// `[koogallery_api]`: the order lookup of this snapshot; its cache outlives reloads.
     orders: Option<crate::openapi::lookup::OrderLookup>,
     order_cache: Arc<crate::openapi::cache::OrderCache>,
+    /// TLS session tickets and cache, shared by every snapshot so sessions resume across reloads.
+    resumption: Arc<crate::proxy::tls::Resumption>,
     /// `koogate_access_key_last_use_timestamp_seconds` per key, in key order (resolved per snapshot).
     key_last_use: Vec<prometheus::IntGauge>,
 }
 
-/// What outlives a reload: the store, the in-flight keys and the call tasks.
+/// What outlives a reload: the store, the in-flight keys, the call tasks and the TLS sessions.
 struct Shared {
     store: Arc<StateStore>,
     locks: Arc<KeyLocks>,
@@ -63,6 +65,7 @@ struct Shared {
     tasks: TaskTracker,
     acme: Option<Arc<crate::acme::CertResolver>>,
     order_cache: Arc<crate::openapi::cache::OrderCache>,
+    resumption: Arc<crate::proxy::tls::Resumption>,
 }
 
 impl Gateway {
@@ -105,6 +108,7 @@ impl Gateway {
             tasks: TaskTracker::new(),
             acme,
             order_cache,
+            resumption: Arc::default(),
         };
         Self::build(config, shared, metrics, clock)
     }
@@ -119,6 +123,7 @@ impl Gateway {
             tasks: self.tasks.clone(),
             acme: self.acme.clone(),
             order_cache: self.order_cache.clone(),
+            resumption: self.resumption.clone(),
         };
         Self::build(config, shared, self.metrics.clone(), self.clock.clone())
     }
@@ -131,7 +136,8 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         let order_cache = shared.order_cache;
         let acme = shared.acme;
-        let tls = crate::proxy::tls::for_listener(&config.server, acme.clone())?;
+        let tls =
+            crate::proxy::tls::for_listener(&config.server, acme.clone(), &shared.resumption)?;
         let key_last_use = metrics.key_last_use(config.keys.iter().map(|(_, k)| k.name()));
         let upstreams = Upstreams::new(&config.upstream, metrics.clone())
             .context("cannot build upstream clients")?;
@@ -150,6 +156,7 @@ impl Gateway {
             clock,
             orders,
             order_cache,
+            resumption: shared.resumption,
             key_last_use,
         })
     }

@@ -4,7 +4,7 @@ use super::certificate::{self, Misfit};
 use rustls::server::ServerConfig;
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// TLS 1.2 sessions remembered by id for callers without ticket support (about 200 bytes each).
 const SESSION_CACHE_ENTRIES: usize = 4096;
@@ -55,18 +55,24 @@ pub enum TlsError {
 
 /// The HTTPS listener's TLS configuration for `server`: from the certificate files, or through the ACME
 /// resolver (which must be given under `[acme]`; adding `[acme]` needs a restart).
+/// `resumption` is the session state every snapshot shares (so sessions resume across reloads).
 pub fn for_listener(
     server: &crate::config::ServerConfig,
     acme: Option<Arc<crate::acme::CertResolver>>,
+    resumption: &Resumption,
 ) -> anyhow::Result<Arc<ServerConfig>> {
     use anyhow::Context;
-    match (server.certificates.files(), acme) {
+    let config = match (server.certificates.files(), acme) {
         (Some((cert, key)), _) => server_config(cert, key, server.http2).context(
             "cannot load the TLS certificate and key (server.cert_chain_file, server.private_key_file)",
-        ),
-        (None, Some(resolver)) => Ok(server_config_with_resolver(resolver, server.http2)?),
+        )?,
+        (None, Some(resolver)) => server_config_with_resolver(resolver, server.http2)?,
         (None, None) => anyhow::bail!("[acme] was added: restart koogate to obtain certificates"),
-    }
+    };
+    // Just built, so not shared yet: unwrapping does not copy.
+    let mut config = Arc::unwrap_or_clone(config);
+    resumption.apply(&mut config);
+    Ok(Arc::new(config))
 }
 
 /// Builds the listener's TLS configuration. TLS 1.0 and 1.1 are not compiled into rustls at all, so such clients
@@ -117,31 +123,41 @@ pub fn server_config(
         }
     };
     config.alpn_protocols = alpn(http2);
-    resume(&mut config);
     Ok(Arc::new(config))
 }
 
 /// Session resumption for callers that reconnect per call (KooGallery opens a connection per call): TLS 1.3 and
-/// 1.2 session tickets, plus a TLS 1.2 session-id cache. One ticketer and one cache serve every server
-/// configuration the process builds, so a session taken before a reload (which builds a new `ServerConfig`)
-/// resumes after it. The ticketer's keys are random per process and rotate every 6 hours (rustls' `Ticketer`).
-struct Resumption {
-    /// `None` if the system's random generator failed at the first use: full handshakes only.
+/// 1.2 session tickets, plus a TLS 1.2 session-id cache. The gateway keeps one across reloads and gives it to every
+/// server configuration it builds ([`for_listener`]), so a session taken before a reload (which builds a new
+/// `ServerConfig`) resumes after it. The ticketer's keys are random per instance and rotate every 6 hours
+/// (rustls' `Ticketer`).
+pub struct Resumption {
+    /// `None` if the system's random generator failed: full handshakes only.
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
     cache: Arc<dyn rustls::server::StoresServerSessions>,
 }
 
-fn resume(config: &mut ServerConfig) {
-    static SHARED: OnceLock<Resumption> = OnceLock::new();
-    let shared = SHARED.get_or_init(|| Resumption {
-        ticketer: rustls::crypto::ring::Ticketer::new()
-            .inspect_err(|e| tracing::warn!(error = %e, "no TLS session tickets"))
-            .ok(),
-        cache: rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
-    });
-    config.session_storage = shared.cache.clone();
-    if let Some(ticketer) = &shared.ticketer {
-        config.ticketer = ticketer.clone();
+impl Resumption {
+    pub fn new() -> Self {
+        Self {
+            ticketer: rustls::crypto::ring::Ticketer::new()
+                .inspect_err(|e| tracing::warn!(error = %e, "no TLS session tickets"))
+                .ok(),
+            cache: rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+        }
+    }
+
+    fn apply(&self, config: &mut ServerConfig) {
+        config.session_storage = self.cache.clone();
+        if let Some(ticketer) = &self.ticketer {
+            config.ticketer = ticketer.clone();
+        }
+    }
+}
+
+impl Default for Resumption {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -184,7 +200,6 @@ pub fn server_config_with_resolver(
     config
         .alpn_protocols
         .push(crate::acme::ACME_TLS_ALPN.to_vec());
-    resume(&mut config);
     Ok(Arc::new(config))
 }
 
