@@ -16,6 +16,26 @@ pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
         call.order_line_id.as_deref(),
         call.instance_id.as_deref(),
     );
+    let product = call.product_id.as_deref();
+    let pay_per_use = call.terms.charging_mode.as_deref() == Some("ON_DEMAND");
+    let (kind, parts, fingerprint): (&str, &[Option<&str>], _) = match call.activity {
+        Activity::QueryInstance => return None,
+        Activity::NewInstance => match (call.generation, line.is_some(), pay_per_use) {
+            (Generation::V2, true, _) => ("order", &[order, line], None),
+            (_, _, true) => ("order-product", &[order, product], None),
+            _ => ("order", &[order], None),
+        },
+        Activity::RefreshInstance => (
+            "refresh",
+            &[instance, order, line],
+            call.terms.expire_time.clone(),
+        ),
+        Activity::UpgradeInstance => ("upgrade", &[instance, order, line], None),
+        Activity::ReleaseInstance => ("release", &[instance], None),
+        Activity::ExpireInstance => ("expire", &[instance, order], None),
+        Activity::UpdateInstanceStatus => ("status", &[instance], call.status.clone()),
+        Activity::OrderNotify => ("notify", &[order, line], None),
+    };
     let namespace = if call.test_flag { "test" } else { "real" };
     // `[namespace, generation, [kind, ids…]]`, written as compact JSON: the stored key string records written by
     // earlier versions were made with (`json!(…).to_string()`), so they still match after an upgrade.
@@ -25,46 +45,7 @@ pub fn key(call: &UpstreamRequest) -> Option<(String, String)> {
     out.push(b',');
     push_str(&mut out, call.generation.name());
     out.push(b',');
-    let fingerprint = match call.activity {
-        Activity::QueryInstance => return None,
-        Activity::NewInstance => {
-            let pay_per_use = call.terms.charging_mode.as_deref() == Some("ON_DEMAND");
-            match (call.generation, line.is_some(), pay_per_use) {
-                (Generation::V2, true, _) => push_parts(&mut out, "order", &[order, line]),
-                (_, _, true) => push_parts(
-                    &mut out,
-                    "order-product",
-                    &[order, call.product_id.as_deref()],
-                ),
-                _ => push_parts(&mut out, "order", &[order]),
-            }
-            None
-        }
-        Activity::RefreshInstance => {
-            push_parts(&mut out, "refresh", &[instance, order, line]);
-            call.terms.expire_time.clone()
-        }
-        Activity::UpgradeInstance => {
-            push_parts(&mut out, "upgrade", &[instance, order, line]);
-            None
-        }
-        Activity::ReleaseInstance => {
-            push_parts(&mut out, "release", &[instance]);
-            None
-        }
-        Activity::ExpireInstance => {
-            push_parts(&mut out, "expire", &[instance, order]);
-            None
-        }
-        Activity::UpdateInstanceStatus => {
-            push_parts(&mut out, "status", &[instance]);
-            call.status.clone()
-        }
-        Activity::OrderNotify => {
-            push_parts(&mut out, "notify", &[order, line]);
-            None
-        }
-    };
+    push_parts(&mut out, kind, parts);
     out.push(b']');
     // Only JSON strings and punctuation were written: always UTF-8.
     let key = String::from_utf8(out).ok()?;
